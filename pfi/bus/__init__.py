@@ -1,0 +1,1 @@
+"""Kafka plumbing: topics, Avro envelopes, producer/consumer, stage runner, outbox, broker."""

@@ -1,0 +1,18 @@
+"""Root Typer application and the command groups mounted on it."""
+
+from __future__ import annotations
+
+import typer
+
+from pfi.cli import config_cmds, engine_cmds
+
+app = typer.Typer(
+    name="pfi",
+    help="PFI hospital integration engine: HL7 v2 in, CI-SIS CDA out to DMP and MSSanté.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+engine_cmds.register(app)
+config_cmds.register(app)

@@ -1,0 +1,1 @@
+"""The HTTP side of the engine: health, metrics, and the authenticated ops API."""

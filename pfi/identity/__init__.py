@@ -1,0 +1,1 @@
+"""Patient identity: INS, PID-32 identity status, identifiers per authority, merges."""

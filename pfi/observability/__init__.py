@@ -1,0 +1,1 @@
+"""Metrics, health endpoints, structured logs and the SUN-ES indicator reports."""

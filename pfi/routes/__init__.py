@@ -1,0 +1,1 @@
+"""Routing: which document goes where, with which visibility, and what waits (holds)."""
