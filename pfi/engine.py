@@ -18,10 +18,13 @@ from collections.abc import Iterator, Sequence
 
 import uvicorn
 
+from pfi.adapters.mllp.server import MllpListener
 from pfi.bus.runtime import BusRuntime
 from pfi.bus.stage import Stage
 from pfi.config.model import Settings
 from pfi.console.app import create_app
+from pfi.identity.stage import IdentityStage
+from pfi.intake.service import IntakeService
 from pfi.observability.health import Readiness
 from pfi.store import Database
 from pfi.store.migrate import upgrade
@@ -50,6 +53,8 @@ class Engine:
         self.readiness = Readiness()
         self.readiness.add("database", self.db.ping)
         self.readiness.add("broker", self.bus.broker_reachable)
+        self.intake: IntakeService | None = None
+        self.listeners: list[MllpListener] = []
         self._http: _HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self.started = asyncio.Event()
@@ -85,7 +90,22 @@ class Engine:
         await asyncio.to_thread(upgrade, self.db)
         await asyncio.to_thread(self.bus.start)
         await self._start_http()
+        await self._start_intake()
         self.started.set()
+
+    async def _start_intake(self) -> None:
+        self.intake = IntakeService(
+            self.db, self.settings.sources, on_committed=self._outbox_committed
+        )
+        self.intake.start()
+        for name, source in self.settings.sources.items():
+            listener = MllpListener(name, source, self.intake.submit)
+            await listener.start()
+            self.listeners.append(listener)
+
+    def _outbox_committed(self) -> None:
+        if self.bus.relay is not None:
+            self.bus.relay.notify()
 
     async def _start_http(self) -> None:
         http = self.settings.http
@@ -107,6 +127,10 @@ class Engine:
 
     async def shutdown(self) -> None:
         deadline = time.monotonic() + self.settings.engine.shutdown_timeout_s - 0.5
+        for listener in self.listeners:
+            await listener.stop(timeout_s=2.0)
+        if self.intake is not None:
+            await self.intake.drain(timeout_s=2.0)
         await asyncio.to_thread(self.bus.stop, deadline)
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
@@ -117,8 +141,8 @@ class Engine:
 
 def build_stages(settings: Settings, db: Database) -> list[Stage]:
     """The engine's stages, in flow order. Capabilities add theirs here."""
-    del settings, db
-    return []
+    del db
+    return [IdentityStage(settings.identity)]
 
 
 def configure_basic_logging(settings: Settings) -> None:

@@ -48,7 +48,6 @@ def make_producer(settings: KafkaSettings, bootstrap: str) -> KafkaProducer:
         linger_ms=2,
         batch_size=512 * 1024,
         max_request_size=MAX_RECORD_BYTES,
-        buffer_memory=128 * 1024 * 1024,
         request_timeout_ms=15000,
         max_block_ms=15000,
         retries=5,
