@@ -32,7 +32,7 @@ def test_header_fields_are_read_from_msh() -> None:
     assert h.version == "2.5" and h.version_field == "2.5^FRA^2.11"
     assert h.profiles == ("2.11^IHE_FRANCE-2.11-PAM",)
     assert h.identity_status == "VALI"
-    ins = [i for i in h.patient_ids if i.type_code == "INS"][0]
+    ins = next(i for i in h.patient_ids if i.type_code == "INS")
     assert (ins.value, ins.authority_oid) == ("279035121518989", "1.2.250.1.213.1.4.10")
     assert h.patient_key() == "000003^CHU-X"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +17,7 @@ payloads = st.binary(min_size=1, max_size=2000).map(
 def feed_in_chunks(reader: MllpFrameReader, data: bytes, cuts: list[int]) -> list[bytes]:
     out = []
     positions = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    for a, b in zip(positions, positions[1:], strict=False):
+    for a, b in itertools.pairwise(positions):
         out += [f.payload for f in reader.feed(data[a:b])]
     return out
 
