@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterator, Sequence
 
@@ -117,11 +118,18 @@ class Engine:
             access_log=False,
             lifespan="off",
         )
+        # Bind ourselves so that a taken port is a clear OSError, not uvicorn's exit(3).
+        sock = socket.socket(socket.AF_INET6 if ":" in http.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((http.host, http.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"HTTP port {http.host}:{http.port}: {exc.strerror}") from exc
         self._http = _HttpServer(config)
-        self._http_task = asyncio.create_task(self._http.serve(), name="http")
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")
         while not self._http.started:
             if self._http_task.done():
-                self._http_task.result()  # raises the bind error
                 raise RuntimeError(f"HTTP server did not start on {http.host}:{http.port}")
             await asyncio.sleep(0.02)
 
