@@ -41,8 +41,11 @@ def history_rows(db: Database) -> int:
 
 def broker_pid(engine: EngineProcess) -> int:
     assert engine.proc is not None
-    pids = [p for p in child_pids(engine.proc.pid)
-            if "tansu" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    pids = [
+        p
+        for p in child_pids(engine.proc.pid)
+        if "tansu" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
+    ]
     assert len(pids) == 1, pids
     return pids[0]
 
@@ -75,9 +78,7 @@ def test_kill9_after_acks_then_restart_processes_every_message_once(
     engine.start()
     total = 400
     with MllpClient("127.0.0.1", engine.ports["DPI"]) as client:
-        acks = client.send_many(
-            encode(adt_a01(f"K{i}", f"IPP{i}")) for i in range(total)
-        )
+        acks = client.send_many(encode(adt_a01(f"K{i}", f"IPP{i}")) for i in range(total))
     assert all(b"MSA|AA|" in a for a in acks)
     tansu = broker_pid(engine)
     engine.kill9()  # right after the last AA: much is not yet published or processed
@@ -87,8 +88,11 @@ def test_kill9_after_acks_then_restart_processes_every_message_once(
         assert s.scalar(select(func.count()).select_from(Message)) == total
     assert processed(db) < total, "the kill should land before everything was processed"
 
-    engine2 = EngineProcess(tmp_path / "again", config={"engine": engine.config["engine"]},
-                            env={"PFI_DATABASE_URL": db_url})
+    engine2 = EngineProcess(
+        tmp_path / "again",
+        config={"engine": engine.config["engine"]},
+        env={"PFI_DATABASE_URL": db_url},
+    )
     engine2.start()
     try:
         assert wait_for(lambda: processed(db) == total, 60), processed(db)

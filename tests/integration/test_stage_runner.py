@@ -45,8 +45,10 @@ def enqueue(db: Database, ids: range, raw: bytes = b"MSH|test") -> None:
     with db.transaction() as s:
         add_to_outbox(
             s,
-            [OutgoingRecord(INBOUND, f"k{i % 7}".encode(), inbound_record(i, raw), f"c{i}")
-             for i in ids],
+            [
+                OutgoingRecord(INBOUND, f"k{i % 7}".encode(), inbound_record(i, raw), f"c{i}")
+                for i in ids
+            ],
         )
 
 
@@ -59,16 +61,23 @@ def bus(db: Database, kafka_settings: KafkaSettings) -> Iterator[dict]:
     def start(stage: CountingStage) -> StageRunner:
         if started["relay"] is None:
             relay = OutboxRelay(
-                db, lambda: make_producer(kafka_settings, kafka_settings.bootstrap_servers or ""),
-                kafka_settings.topic_prefix, poll_interval_s=0.05,
+                db,
+                lambda: make_producer(kafka_settings, kafka_settings.bootstrap_servers or ""),
+                kafka_settings.topic_prefix,
+                poll_interval_s=0.05,
             )
             relay.start()
             started["relay"] = relay
         runner = StageRunner(
-            stage, db,
-            lambda g: make_consumer(kafka_settings, kafka_settings.bootstrap_servers or "",
-                                    f"{kafka_settings.topic_prefix}.{g}"),
-            kafka_settings.topic_prefix, assign_partitions=True,
+            stage,
+            db,
+            lambda g: make_consumer(
+                kafka_settings,
+                kafka_settings.bootstrap_servers or "",
+                f"{kafka_settings.topic_prefix}.{g}",
+            ),
+            kafka_settings.topic_prefix,
+            assign_partitions=True,
             on_emitted=started["relay"].notify,
         )
         runner.start()
@@ -137,8 +146,11 @@ def test_poison_record_is_dead_lettered_with_error_and_original_bytes(
     assert codec.decode("inbound", dead[0].value)["raw"] == b"poison"
     # and the dead letter itself reaches the dead-letter topic
     topic = DEADLETTER.full_name(kafka_settings.topic_prefix)
-    consumer = KafkaConsumer(bootstrap_servers=kafka_settings.bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=15000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=15000,
+    )
     consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
     got = []
     deadline = time.monotonic() + 20
@@ -150,9 +162,7 @@ def test_poison_record_is_dead_lettered_with_error_and_original_bytes(
     assert codec.decode("inbound", got[0]["original_value"])["raw"] == b"poison"
 
 
-def test_transient_failure_retries_the_batch_without_dead_letters(
-    db: Database, bus: dict
-) -> None:
+def test_transient_failure_retries_the_batch_without_dead_letters(db: Database, bus: dict) -> None:
     enqueue(db, range(1, 21))
     bus["start"](CountingStage(fail_first=2))
     assert wait_for(lambda: counting.count(db) == (20, 20), 40), counting.count(db)
@@ -168,13 +178,21 @@ def test_stage_killed_mid_batch_and_restarted_applies_every_record_once(
     ensure_topics(kafka_settings, bootstrap)
     total = 1500
     enqueue(db, range(1, total + 1))
-    cmd = [sys.executable, "-m", "tests.support.stage_worker", db.url, bootstrap,
-           kafka_settings.topic_prefix, "0.002"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.support.stage_worker",
+        db.url,
+        bootstrap,
+        kafka_settings.topic_prefix,
+        "0.002",
+    ]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     kills = 0
     for _ in range(3):  # kill -9 three times while batches are in flight
-        worker = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         before = counting.count(db)[0]
         assert wait_for(lambda b=before: counting.count(db)[0] > b + 100, 60)
         worker.send_signal(signal.SIGKILL)

@@ -45,8 +45,9 @@ class CountingStage:
 
     input = INBOUND
 
-    def __init__(self, name: str = "counting", delay_s: float = 0.0, fail_first: int = 0,
-                 emit: bool = False) -> None:
+    def __init__(
+        self, name: str = "counting", delay_s: float = 0.0, fail_first: int = 0, emit: bool = False
+    ) -> None:
         self.name = name
         self.delay_s = delay_s
         self.fail_first = fail_first
@@ -62,8 +63,7 @@ class CountingStage:
         if self.delay_s:
             time.sleep(self.delay_s)
         ctx.session.execute(
-            applied.insert().values(message_id=record.value["message_id"], stage=self.name,
-                                    raw=raw)
+            applied.insert().values(message_id=record.value["message_id"], stage=self.name, raw=raw)
         )
         if self.emit:
             ctx.emit(

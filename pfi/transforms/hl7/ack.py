@@ -75,7 +75,10 @@ def build_ack(
     version = header.version if header is not None else "2.5"
     trigger = header.trigger_event if header is not None else ""
     msg_type = f"ACK{cs}{trigger}{cs}ACK" if version >= "2.4" else f"ACK{cs}{trigger}"
+    # Answer in the message's charset; one we cannot encode in is left out (ASCII-safe).
     charset = header.declared_charset if header is not None else ""
+    if charset.strip().upper() not in CODECS:
+        charset = ""
     msh = [
         "MSH",
         enc,
