@@ -42,7 +42,7 @@ def build_envelope(
     action_el.set(f"{_S}mustUnderstand", "true")
     action_el.text = action
     etree.SubElement(header, f"{_A}MessageID").text = message_id
-    if relates_to is not None:
+    if relates_to:
         etree.SubElement(header, f"{_A}RelatesTo").text = relates_to
     else:
         reply = etree.SubElement(header, f"{_A}ReplyTo")
