@@ -307,9 +307,11 @@ def test_tls_listener_requires_a_client_certificate_from_its_ca(tmp_path: Path, 
                 "127.0.0.1", engine.port("SGL"), ssl_context=context(cert, key), timeout_s=5
             ) as client:
                 client.send(oru("TLS2"))
-        with pytest.raises(MllpError):  # plain TCP on a TLS port gets nothing
-            with MllpClient("127.0.0.1", engine.port("SGL"), timeout_s=3) as client:
-                client.send(oru("TLS3"))
+        with (  # plain TCP on a TLS port gets nothing
+            pytest.raises(MllpError),
+            MllpClient("127.0.0.1", engine.port("SGL"), timeout_s=3) as client,
+        ):
+            client.send(oru("TLS3"))
         assert engine.engine is not None
         assert [r.control_id for r in stored(engine.engine.db)] == ["TLS1"]
 
