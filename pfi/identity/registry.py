@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 _NOT_FOLLOWING = {"patient_identifiers", "patient_history", "patient_links", "patients"}
 
 
+def _fit(column: str, value: str | None) -> str | None:
+    """Clip a value to its column: PostgreSQL refuses what SQLite would silently keep."""
+    length = getattr(Patient.__table__.c[column].type, "length", None)
+    return value[:length] if value is not None and length else value
+
+
 def authority_key(identifier: Identifier) -> str:
     return identifier.authority or identifier.authority_oid
 
@@ -281,17 +287,17 @@ class PatientRegistry:
 
     @staticmethod
     def _apply(patient: Patient, traits: PatientTraits, extra: dict[str, Any] | None) -> None:
-        patient.ins = traits.ins.value if traits.ins else None
-        patient.ins_oid = traits.ins.authority_oid if traits.ins else None
-        patient.identity_status = traits.identity_status
+        patient.ins = _fit("ins", traits.ins.value if traits.ins else None)
+        patient.ins_oid = _fit("ins_oid", traits.ins.authority_oid if traits.ins else None)
+        patient.identity_status = _fit("identity_status", traits.identity_status)
         patient.qualified = traits.qualified
-        patient.birth_name = traits.birth_name
-        patient.used_name = traits.used_name
-        patient.first_name = traits.first_name
-        patient.first_names = traits.first_names
+        patient.birth_name = _fit("birth_name", traits.birth_name)
+        patient.used_name = _fit("used_name", traits.used_name)
+        patient.first_name = _fit("first_name", traits.first_name)
+        patient.first_names = _fit("first_names", traits.first_names)
         patient.birth_date = traits.birth_date
-        patient.sex = traits.sex
-        patient.birth_place = traits.birth_place
+        patient.sex = _fit("sex", traits.sex)
+        patient.birth_place = _fit("birth_place", traits.birth_place)
         for key, value in (extra or {}).items():
             if value is not None:
                 setattr(patient, key, value)
@@ -309,10 +315,10 @@ class PatientRegistry:
                 self.session.add(
                     PatientIdentifier(
                         patient_id=patient.id,
-                        authority=key,
-                        value=ident.value,
-                        authority_oid=ident.authority_oid,
-                        type_code=ident.type_code,
+                        authority=key[:200],
+                        value=ident.value[:64],
+                        authority_oid=ident.authority_oid[:64],
+                        type_code=ident.type_code[:8],
                     )
                 )
             elif row.patient_id != patient.id:

@@ -84,7 +84,7 @@ class PatientEvent(Base):
     event_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     trigger: Mapped[str] = mapped_column(String(16))
     message_id: Mapped[int | None] = mapped_column(BigId)
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
     changes: Mapped[dict[str, Any]] = mapped_column(Json)
 
 
