@@ -36,12 +36,21 @@ class DocumentAction(StrEnum):
 
 
 #: ORC-1 and the OBX-11 it must come with (volet § "Le segment ORC").
-_ORC_ACTIONS = {"NW": DocumentAction.INITIAL, "RO": DocumentAction.REPLACEMENT,
-                "CA": DocumentAction.DELETION}  # fmt: skip
-_OBX_ACTIONS = {"F": DocumentAction.INITIAL, "C": DocumentAction.REPLACEMENT,
-                "D": DocumentAction.DELETION}  # fmt: skip
-_MDM_ACTIONS = {"T02": DocumentAction.INITIAL, "T10": DocumentAction.REPLACEMENT,
-                "T04": DocumentAction.DELETION}  # fmt: skip
+_ORC_ACTIONS = {
+    "NW": DocumentAction.INITIAL,
+    "RO": DocumentAction.REPLACEMENT,
+    "CA": DocumentAction.DELETION,
+}
+_OBX_ACTIONS = {
+    "F": DocumentAction.INITIAL,
+    "C": DocumentAction.REPLACEMENT,
+    "D": DocumentAction.DELETION,
+}
+_MDM_ACTIONS = {
+    "T02": DocumentAction.INITIAL,
+    "T10": DocumentAction.REPLACEMENT,
+    "T04": DocumentAction.DELETION,
+}
 
 #: Yes/No metadata (HL7 table 0136), in the order the volet lists them; the first eight
 #: are required, ACK_RECEPTION and ACK_LECTURE_MSS optional.
