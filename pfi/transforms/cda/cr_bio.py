@@ -151,6 +151,11 @@ def _prescriber(root: etree._Element, report: LabReport, ctx: CdaContext) -> Non
     assert p is not None
     part = el(root, "participant", {"typeCode": "REF"})
     el(part, "templateId", {"root": "1.3.6.1.4.1.19376.1.3.3.1.6"})
+    when = report.ordered_at or min(
+        (b.observed_at for b in report.batteries if b.observed_at), default=""
+    )
+    time = el(part, "time", {hd.XSI_TYPE: "IVL_TS"})
+    el(time, "high", {"value": ts(when)} if when else {"nullFlavor": "UNK"})
     ent = el(part, "associatedEntity", {"classCode": "PROV"})
     hd.ii(ent, "id", hd.practitioner_id(p, ctx))
     el(ent, "addr", {"nullFlavor": "UNK"})
@@ -175,9 +180,13 @@ def _documentation_of(
         if i:
             continue
         etree.SubElement(ev, f"{{{LAB_NS}}}statusCode", {"code": "completed"})
-        received = min((s.received_at for s in report.specimens if s.received_at), default="")
+        received = (
+            min((s.received_at for s in report.specimens if s.received_at), default="")
+            or min((b.observed_at for b in report.batteries if b.observed_at), default="")
+            or report.validated_at
+        )
         eff = el(ev, "effectiveTime")
-        el(eff, "low", {"value": ts(received)} if received else {"nullFlavor": "UNK"})
+        el(eff, "low", {"value": ts(received)})
         el(eff, "high", {"value": ts(report.validated_at)})
         perf = el(ev, "performer", {"typeCode": "PRF"})
         el(perf, "templateId", {"root": "1.3.6.1.4.1.19376.1.3.3.1.7"})
@@ -489,8 +498,57 @@ def _num(d: Decimal) -> str:
 
 
 def _unit(o: Observation) -> str:
-    unit = (o.unit or o.unit_as_sent).strip().replace(" ", "")
-    return unit or "1"
+    return o.unit or to_ucum(o.unit_as_sent) or "1"
+
+
+#: Lab spellings of units → UCUM (case matters in UCUM: L, not l).
+_UCUM = {
+    "g/l": "g/L",
+    "mg/l": "mg/L",
+    "µg/l": "ug/L",
+    "ug/l": "ug/L",
+    "ng/l": "ng/L",
+    "mmol/l": "mmol/L",
+    "µmol/l": "umol/L",
+    "umol/l": "umol/L",
+    "nmol/l": "nmol/L",
+    "pmol/l": "pmol/L",
+    "g/dl": "g/dL",
+    "ui/l": "[IU]/L",
+    "mui/l": "m[IU]/L",
+    "µui/ml": "u[IU]/mL",
+    "u/l": "U/L",
+    "g/l ": "g/L",
+    "t/l": "10*12/L",
+    "g/l(cells)": "10*9/L",
+    "giga/l": "10*9/L",
+    "tera/l": "10*12/L",
+    "/ml": "/mL",
+    "/mm3": "/mm3",
+    "mm/h": "mm/h",
+    "fl": "fL",
+    "pg": "pg",
+    "%": "%",
+    "s": "s",
+    "sec": "s",
+    "ml/min": "mL/min",
+    "µg/ml": "ug/mL",
+    "ug/ml": "ug/mL",
+    "mg/dl": "mg/dL",
+    "meq/l": "meq/L",
+}
+
+
+def to_ucum(unit: str) -> str:
+    """Best UCUM spelling of a lab unit; "G/l" (giga) and "g/l" (grams) differ by case."""
+    u = unit.strip()
+    if not u:
+        return ""
+    if u == "G/l" or u == "G/L":
+        return "10*9/L"
+    if u == "T/l" or u == "T/L":
+        return "10*12/L"
+    return _UCUM.get(u.lower(), u.replace(" ", ""))
 
 
 _BOUNDS = {

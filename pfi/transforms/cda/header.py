@@ -125,10 +125,12 @@ def address(parent: etree._Element, addr: Address | None, use: str = "") -> None
         el(parent, "addr", {"nullFlavor": "UNK"})
         return
     a = el(parent, "addr", {"use": use} if use else {})
+    # Structured parts only: the CI-SIS address template does not mix them with
+    # streetAddressLine.
     if addr.street:
-        text_el(a, "streetAddressLine", addr.street)
+        text_el(a, "streetName", addr.street)
     if getattr(addr, "other", ""):
-        text_el(a, "streetAddressLine", addr.other)
+        text_el(a, "additionalLocator", addr.other)
     if addr.postal_code:
         text_el(a, "postalCode", addr.postal_code)
     if addr.city:
@@ -211,13 +213,21 @@ def practitioner_id(p: Practitioner, ctx: CdaContext) -> InstanceId:
     return InstanceId(ctx.practitioner_local_root or ctx.organization.id_root, ident)
 
 
+#: HL7 v2 XCN prefix → CDA civilité (JDV_J245: M, MME) or title suffix (JDV_J246: DR, PR).
+_CIVILITY = {"M": "M", "MR": "M", "MME": "MME", "MLLE": "MME"}
+_TITLES = {"DR": "DR", "PR": "PR"}
+
+
 def person_name(parent: etree._Element, p: Practitioner) -> None:
     name = el(parent, "name")
-    if p.prefix:
-        text_el(name, "prefix", p.prefix)
+    key = p.prefix.strip().upper().rstrip(".")
+    if key in _CIVILITY:
+        text_el(name, "prefix", _CIVILITY[key])
     if p.given:
         text_el(name, "given", p.given)
     text_el(name, "family", p.family or p.id)
+    if key in _TITLES:
+        text_el(name, "suffix", _TITLES[key])
 
 
 def organization(parent: etree._Element, tag: str, org: Organization, full: bool = True) -> None:

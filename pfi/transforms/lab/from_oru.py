@@ -183,6 +183,7 @@ class _ReportBuilder:
             comments=tuple(self.report_comments),
             lab_pdf=self.lab_pdf,
             visit_number=pv1.get(19, 1).strip() if pv1 else "",
+            ordered_at=(orc.get(9, 1).strip() if orc else "") or first["requested_at"],
             patient_class=pv1.get(2).strip() if pv1 else "",
         )
 
@@ -339,6 +340,7 @@ def _battery_fields(seg: Segment, index: int, msg: Hl7Message) -> dict:
         "placer": seg.get(2, 1).strip(),
         "filler": seg.get(3, 1).strip(),
         "observed_at": seg.get(7, 1).strip(),
+        "requested_at": seg.get(6, 1).strip(),
         "received_at": seg.get(14, 1).strip(),
         "reported_at": seg.get(22, 1).strip(),
         "section": seg.get(24).strip().upper(),
@@ -443,7 +445,7 @@ def _observation_fields(seg: Segment, index: int) -> dict | None:
         "loinc": loinc,
         "value": value,
         "status": status,
-        "unit": unit_sent if unit_system in ("UCUM", "") else "",
+        "unit": unit_sent if unit_system == "UCUM" else "",
         "unit_as_sent": unit_sent,
         "reference_range": _reference_range(seg.get(7)),
         "abnormal_flags": tuple(

@@ -229,6 +229,7 @@ class LabReport:
     lab_pdf: bytes | None = field(default=None, repr=False)
     visit_number: str = ""
     patient_class: str = ""  # PV1-2
+    ordered_at: str = ""  # ORC-9 / OBR-6: when the prescription was made
 
     @property
     def observations(self) -> tuple[Observation, ...]:
