@@ -16,7 +16,7 @@ MSH = "MSH|^~\\&|SGL|LABO_CHARMES|PFI|CHU_X|{ts}||ORU^R01^ORU_R01|{id}|P|2.5|||A
 PID = (
     "PID|||{ins}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS~{ipp}^^^CHU_X&1.2.250.1.213.4.5.2.4"
     "&ISO^PI||{family}^{given}^{given_names}^^^^L~{used}^{given}^^^^^D||{dob}|{sex}|||"
-    "28 Avenue de Breteuil^^PARIS^^75007^FRA^H~^^^^^^BDL^^63220|||||||||||||||||||||||{status}"
+    "28 Avenue de Breteuil^^PARIS^^75007^FRA^H~^^^^^^BDL^^63220|||||||||||||||||||||{status}"
 )
 PV1 = "PV1|1|O|LABO||||||||||||||||V{visit}"
 ORC = "ORC|{ctl}|CMD{order}|{filler}^SGL||CM||||202401040700|||{presc}"
@@ -34,8 +34,7 @@ def obr(n, code, order, filler, status, section="CH", validator=VALIDATOR, copy=
 
 def obx(n, vt, code, value, unit="", rng="", flag="", status="F", sub="", obs16=""):
     return (
-        f"OBX|{n}|{vt}|{code}|{sub}|{value}|{unit}|{rng}|{flag}|||{status}|||202401041100||"
-        f"{obs16}"
+        f"OBX|{n}|{vt}|{code}|{sub}|{value}|{unit}|{rng}|{flag}|||{status}|||202401041100||{obs16}"
     )
 
 
@@ -98,7 +97,8 @@ def tiny_pdf() -> bytes:
 def fixtures() -> dict[str, list[str]]:
     f: dict[str, list[str]] = {}
     f["01_numeric_biochemistry"] = header("M01") + biochem()
-    f["02_hematology_blood_count"] = header("M02") + [
+    f["02_hematology_blood_count"] = [
+        *header("M02"),
         orc("1002"),
         obr(1, "NFS^Numération formule sanguine^L", "1002", "F1002", "F", "HM"),
         obx(1, "NM", "HB^Hémoglobine^L", "11.2", "g/dl", "12.0-16.0", "L"),
@@ -108,20 +108,23 @@ def fixtures() -> dict[str, list[str]]:
         obx(5, "NM", "PLQ^Plaquettes^L", "250", "G/l", "150-400"),
         spm(1, "S1002", "BLD^Sang total^HL70487"),
     ]
-    f["03_text_results"] = header("M03") + [
+    f["03_text_results"] = [
+        *header("M03"),
         orc("1003"),
         obr(1, "FROTTIS^Frottis sanguin^L", "1003", "F1003", "F", "HM"),
         obx(1, "FT", "FROT^Examen du frottis^L", "Anisocytose modérée.\\.br\\Pas de blastes."),
         obx(2, "ST", "ASPECT^Aspect du sérum^L", "Limpide"),
         obx(3, "TX", "CONCL^Conclusion^L", "Bilan compatible avec une carence martiale"),
     ]
-    f["04_coded_results"] = header("M04") + [
+    f["04_coded_results"] = [
+        *header("M04"),
         orc("1004"),
         obr(1, "SERO^Sérologie hépatite B^L", "1004", "F1004", "F", "SR"),
         obx(1, "CWE", "AGHBS^Antigène HBs^L", "260385009^Négatif^SCT"),
         obx(2, "CE", "UCOUL^Couleur urines^L", "JAUNE^Jaune paille^L"),
     ]
-    f["05_structured_numeric"] = header("M05") + [
+    f["05_structured_numeric"] = [
+        *header("M05"),
         orc("1005"),
         obr(1, "DIV^Dosages divers^L", "1005", "F1005", "F", "CH"),
         obx(2, "SN", "CRP^Protéine C réactive^L", "<^5", "mg/l", "<5"),
@@ -129,7 +132,8 @@ def fixtures() -> dict[str, list[str]]:
         obx(4, "SN", "TPHA^TPHA (titre)^L", "^1^:^128", "", "", "A"),
         obx(5, "SN", "TSH^TSH^L", "=^2.5", "mUI/l", "0.27-4.20"),
     ]
-    f["06_microbiology_two_specimens"] = header("M06") + [
+    f["06_microbiology_two_specimens"] = [
+        *header("M06"),
         orc("1006"),
         obr(1, "ECBU^Examen cytobactériologique des urines^L", "1006", "F1006", "F", "MB"),
         obx(1, "CE", "UCOUL^Couleur^L", "PAILLE^Paille^L"),
@@ -153,11 +157,13 @@ def fixtures() -> dict[str, list[str]]:
         + [obx(5, "ED", "PDF^Compte rendu PDF^L", f"SGL^AP^PDF^Base64^{pdf64}")]
     )
     f["08_correction"] = header("M08") + biochem("C", "C", order="1001", glucose="5.02")
-    f["09_cancellation"] = (
-        header("M09")
-        + [orc("1001", "CA"), obr(1, "BIOCH^Biochimie sanguine^L", "1001", "F1001", "X")]
-    )
-    unmapped = header("M10") + [
+    f["09_cancellation"] = [
+        *header("M09"),
+        orc("1001", "CA"),
+        obr(1, "BIOCH^Biochimie sanguine^L", "1001", "F1001", "X"),
+    ]
+    unmapped = [
+        *header("M10"),
         orc("1010"),
         obr(1, "VITD^Vitamine D^L", "1010", "F1010", "F", "CH"),
         obx(1, "NM", "VITD25^25-OH vitamine D^L", "62", "nmol/l", "75-250", "L"),
@@ -177,7 +183,8 @@ def fixtures() -> dict[str, list[str]]:
         "OBR|1||F1014|GLY^Glycémie^L|||20240104||||||||||||||||||F|||||||" + VALIDATOR,
         "OBX|1|NM|GLY^Glycémie^L||5.1|mmol/l|||||F",
     ]
-    f["15_loinc_sent_directly"] = header("M15") + [
+    f["15_loinc_sent_directly"] = [
+        *header("M15"),
         orc("1015"),
         obr(1, "24323-8^Bilan métabolique^LN", "1015", "F1015", "F", "CH"),
         obx(1, "NM", "2345-7^Glucose [Masse/Volume] Sérum/Plasma^LN", "0.95", "g/L", "0.70-1.10"),
@@ -193,18 +200,21 @@ def fixtures() -> dict[str, list[str]]:
         ]
     )
     f["16_comments"].insert(3, "NTE|1||Commentaire général du biologiste")
-    f["17_copy_recipients"] = header("M17") + [
+    f["17_copy_recipients"] = [
+        *header("M17"),
         orc("1017"),
         obr(1, "BIOCH^Biochimie^L", "1017", "F1017", "F", "CH", copy=COPY + "~" + PRESC),
         obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l", "3.89-6.00"),
     ]
     obs16 = "10101234567^CAMPARINI^Marcel^^^Dr^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^RPPS"
-    f["18_validator_in_obx16"] = header("M18") + [
+    f["18_validator_in_obx16"] = [
+        *header("M18"),
         orc("1018"),
         obr(1, "BIOCH^Biochimie^L", "1018", "F1018", "F", "CH", validator=""),
         obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l", "3.89-6.00", obs16=obs16),
     ]
-    f["19_preliminary_only"] = header("M19") + [
+    f["19_preliminary_only"] = [
+        *header("M19"),
         orc("1019"),
         obr(1, "BIOCH^Biochimie^L", "1019", "F1019", "P", "CH", validator=""),
         obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l", "3.89-6.00", status="P"),
@@ -217,14 +227,16 @@ def fixtures() -> dict[str, list[str]]:
             obx(5, "TX", "HCULT^Culture^L", "En cours", status="P"),
         ]
     )
-    f["21_deleted_and_not_done"] = header("M21") + [
+    f["21_deleted_and_not_done"] = [
+        *header("M21"),
         orc("1022"),
         obr(1, "BIOCH^Biochimie^L", "1022", "F1022", "F", "CH"),
         obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l", "3.89-6.00"),
         obx(2, "NM", "K^Potassium^L", "", "mmol/l", "3.5-5.1", status="X"),
         obx(3, "NM", "NA^Sodium^L", "140", "mmol/l", "136-145", status="D"),
     ]
-    f["22_multi_chapter"] = header("M22") + [
+    f["22_multi_chapter"] = [
+        *header("M22"),
         orc("1023"),
         obr(1, "BIOCH^Biochimie^L", "1023", "F1023", "F", "CH"),
         obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l", "3.89-6.00"),
@@ -239,20 +251,21 @@ def fixtures() -> dict[str, list[str]]:
     f["23_decimal_comma"] = header("M23") + biochem(order="1027", glucose="4,89")
     f["24_unqualified_identity"] = header("M24", status="PROV") + biochem(order="1028")
     # Documented rejections
-    f["r01_missing_validator"] = header("R01") + [
+    f["r01_missing_validator"] = [
+        *header("R01"),
         orc("2001"),
         obr(1, "BIOCH^Biochimie^L", "2001", "F2001", "F", "CH", validator=""),
         obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l"),
     ]
-    f["r02_bad_numeric"] = header("R02") + [
+    f["r02_bad_numeric"] = [
+        *header("R02"),
         orc("2002"),
         obr(1, "BIOCH^Biochimie^L", "2002", "F2002", "F"),
         obx(1, "NM", "GLY^Glycémie^L", "cinq", "mmol/l"),
     ]
-    f["r03_obx_without_obr"] = header("R03") + [
-        obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l"),
-    ]
-    f["r04_empty_final_value"] = header("R04") + [
+    f["r03_obx_without_obr"] = [*header("R03"), obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l")]
+    f["r04_empty_final_value"] = [
+        *header("R04"),
         orc("2004"),
         obr(1, "BIOCH^Biochimie^L", "2004", "F2004", "F"),
         obx(1, "NM", "GLY^Glycémie^L", "", "mmol/l"),
@@ -263,12 +276,14 @@ def fixtures() -> dict[str, list[str]]:
         + biochem(order="2005")
         + [obx(5, "ED", "PDF^Compte rendu PDF^L", f"SGL^AP^PDF^Base64^{not_pdf}")]
     )
-    f["r06_unsupported_value_type"] = header("R06") + [
+    f["r06_unsupported_value_type"] = [
+        *header("R06"),
         orc("2006"),
         obr(1, "BIOCH^Biochimie^L", "2006", "F2006", "F"),
         obx(1, "RP", "IMG^Image^L", "http://x/y^IMG"),
     ]
-    f["r07_missing_status"] = header("R07") + [
+    f["r07_missing_status"] = [
+        *header("R07"),
         orc("2007"),
         obr(1, "BIOCH^Biochimie^L", "2007", "F2007", ""),
         obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l"),
