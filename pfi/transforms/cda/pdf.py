@@ -36,7 +36,7 @@ _H2 = ParagraphStyle(
 )
 _RIGHT = ParagraphStyle("right", parent=_BASE, alignment=TA_RIGHT)
 _BOLD = ParagraphStyle("bold", parent=_BASE, fontName="Helvetica-Bold")
-_NORMAL_FLAGS = frozenset({"", "N"})
+_NORMAL_FLAGS = frozenset({"", "N", "S"})
 
 
 def _p(text: str, style: ParagraphStyle = _BASE) -> Paragraph:
