@@ -8,6 +8,7 @@ DMP metadata extracted later (XDS mapping) is consistent.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from lxml import etree
@@ -63,6 +64,7 @@ def ii(parent: etree._Element, tag: str, value: InstanceId) -> etree._Element:
 _PARIS = ZoneInfo("Europe/Paris")
 
 
+@lru_cache(maxsize=4096)
 def ts(value: str | datetime, tz: ZoneInfo = _PARIS) -> str:
     """An HL7 v3 TS from an HL7 v2 DTM or a datetime.
 
