@@ -179,7 +179,7 @@ def fixtures() -> dict[str, list[str]]:
     ) + biochem(order="1013")
     f["14_minimal"] = [
         MSH.format(ts="202401041125", id="M14", cs="UNICODE UTF-8"),
-        "PID|||IPP114^^^CHU_X&1.2.250.1.213.4.5.2.4&ISO^PI||MARTIN^JEAN",
+        "PID|||IPP114^^^CHU_X&1.2.250.1.213.4.5.2.4&ISO^PI||MARTIN^JEAN||19500101",
         "OBR|1||F1014|GLY^Glycémie^L|||20240104||||||||||||||||||F|||||||" + VALIDATOR,
         "OBX|1|NM|GLY^Glycémie^L||5.1|mmol/l|||||F",
     ]
@@ -287,6 +287,11 @@ def fixtures() -> dict[str, list[str]]:
         orc("2007"),
         obr(1, "BIOCH^Biochimie^L", "2007", "F2007", ""),
         obx(1, "NM", "GLY^Glycémie^L", "5.0", "mmol/l"),
+    ]
+    f["r08_missing_birth_date"] = [
+        MSH.format(ts="202401041125", id="R08", cs="UNICODE UTF-8"),
+        "PID|||IPP118^^^CHU_X&1.2.250.1.213.4.5.2.4&ISO^PI||MARTIN^JEAN",
+        *biochem(order="2008"),
     ]
     return f
 

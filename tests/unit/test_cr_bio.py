@@ -62,6 +62,7 @@ REJECTIONS = {
     "r05_pdf_not_pdf": (ErrorCode.DATA_TYPE_ERROR, "OBX-5.5"),
     "r06_unsupported_value_type": (ErrorCode.TABLE_VALUE_NOT_FOUND, "OBX-2"),
     "r07_missing_status": (ErrorCode.REQUIRED_FIELD_MISSING, "OBR-25"),
+    "r08_missing_birth_date": (ErrorCode.REQUIRED_FIELD_MISSING, "PID-7"),
 }
 
 
@@ -125,6 +126,11 @@ def test_patient_ins_and_ipp_are_in_the_document():
         for i in doc.xpath("h:recordTarget/h:patientRole/h:id", namespaces=NS)
     ]
     assert ids == [("1.2.250.1.213.1.4.10", "279035121518989"), ("1.2.250.1.213.4.5.2.4", "IPP101")]
+
+
+def test_unknown_sex_is_coded_un():
+    _cda, doc = cda_of("14_minimal")
+    assert doc.xpath("//h:patient/h:administrativeGenderCode/@code", namespaces=NS) == ["UN"]
 
 
 def test_unqualified_identity_keeps_the_ins_out_of_the_document():

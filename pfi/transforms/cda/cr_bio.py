@@ -716,6 +716,7 @@ def _narrative(text: etree._Element, battery: Battery, ids: _Ids) -> dict[str, s
 
 def _comment_section(body: etree._Element, comments: tuple[str, ...], ctx: CdaContext) -> None:
     sec = el(el(body, "component"), "section")
+    el(sec, "templateId", {"root": "2.16.840.1.113883.10.12.201"})
     el(sec, "templateId", {"root": "1.3.6.1.4.1.19376.1.4.1.2.16"})
     hd.ii(sec, "id", hd.InstanceId(ctx.uuid("comments")))
     el(

@@ -33,7 +33,7 @@ H = f"{{{HL7_NS}}}"
 XSI_TYPE = f"{{{XSI_NS}}}type"
 
 _CONFIDENTIALITY = {"N": "Normal", "R": "Restreint", "V": "Très restreint"}
-_GENDER = {"F": "Féminin", "M": "Masculin"}
+_GENDER = {"F": "Féminin", "M": "Masculin", "UN": "Inconnu"}
 #: PV1-2 patient class → ActEncounterCode (encompassingEncounter/code).
 _ENCOUNTER = {
     "I": ("IMP", "Hospitalisation"),
@@ -178,18 +178,13 @@ def record_target(root: etree._Element, patient: Patient, ctx: CdaContext) -> No
         text_el(name, "given", patient.given, qualifier="BR")
     if patient.used_family:
         text_el(name, "family", patient.used_family, qualifier="CL")
-    if patient.sex in _GENDER:
-        el(
-            p,
-            "administrativeGenderCode",
-            {
-                "code": patient.sex,
-                "displayName": _GENDER[patient.sex],
-                "codeSystem": ADMINISTRATIVE_GENDER,
-            },
-        )
-    else:
-        el(p, "administrativeGenderCode", {"nullFlavor": "UNK"})
+    # Structuration minimale requires @code: an unknown sex is UN, not a nullFlavor.
+    sex = patient.sex if patient.sex in ("F", "M") else "UN"
+    el(
+        p,
+        "administrativeGenderCode",
+        {"code": sex, "displayName": _GENDER[sex], "codeSystem": ADMINISTRATIVE_GENDER},
+    )
     if patient.birth_date:
         el(p, "birthTime", {"value": patient.birth_date})
     else:

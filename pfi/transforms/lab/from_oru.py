@@ -235,7 +235,13 @@ def _patient(pid: Segment) -> Patient:
                 country=pid.get(11, 6, rep=rep).strip(),
             )
     birth_date = pid.get(7, 1).strip()[:8]
-    if birth_date and not re.fullmatch(r"\d{4}(\d{2}(\d{2})?)?", birth_date):
+    if not birth_date:
+        raise Hl7Error(
+            ErrorCode.REQUIRED_FIELD_MISSING,
+            "PID-7 (birth date) is empty: the CDA header requires it (Structuration minimale)",
+            ErrorLocation("PID", field=7),
+        )
+    if not re.fullmatch(r"\d{4}(\d{2}(\d{2})?)?", birth_date):
         raise Hl7Error(
             ErrorCode.DATA_TYPE_ERROR,
             f"PID-7 = {birth_date!r} is not a date (YYYYMMDD)",
