@@ -1,16 +1,18 @@
-"""Shared fixtures: databases (SQLite and PostgreSQL), the broker, settings."""
+"""Shared fixtures: databases (SQLite and PostgreSQL), the broker, settings, CDA checks."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from pfi.config.model import KafkaSettings, Settings
 from pfi.store import Database
 from pfi.store.migrate import upgrade
+from pfi.transforms.cda.reference_data import cda_xsd_path
 from tests.support.broker import shared_broker
 from tests.support.databases import (
     fresh_postgres_database,
@@ -66,3 +68,21 @@ def settings(tmp_path: Path, kafka_settings: KafkaSettings) -> Settings:
     s.engine.data_dir = tmp_path / "var"
     s.kafka = kafka_settings
     return s
+
+
+@pytest.fixture(scope="session")
+def cda_xsd() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(cda_xsd_path()))
+
+
+@pytest.fixture(scope="session")
+def validate(cda_xsd: etree.XMLSchema) -> Callable[[bytes], list[str]]:
+    """Errors of a CDA (empty when valid), so tests read `assert validate(cda) == []`."""
+
+    def run(cda: bytes) -> list[str]:
+        doc = etree.fromstring(cda)
+        if cda_xsd.validate(doc):
+            return []
+        return [f"line {e.line}: {e.message}" for e in cda_xsd.error_log]
+
+    return run

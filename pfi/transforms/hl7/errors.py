@@ -47,7 +47,12 @@ class ErrorLocation:
 
 
 class Hl7Error(Exception):
-    """A message PFI will not accept as such; `reject=True` means AR rather than AE."""
+    """A message PFI will not accept as such; `reject=True` means AR rather than AE.
+
+    `application_code` is the ERR-5 code when the condition is an application error (207)
+    with a code of its own, e.g. the CI-SIS transmission volet's applicationErrorCondition
+    table (903 "INS absent from the document", 904 "INS does not match").
+    """
 
     def __init__(
         self,
@@ -56,12 +61,14 @@ class Hl7Error(Exception):
         location: ErrorLocation | None = None,
         *,
         reject: bool = False,
+        application_code: str = "",
     ) -> None:
         super().__init__(text)
         self.code = code
         self.text = text
         self.location = location
         self.reject = reject
+        self.application_code = application_code
 
     def __str__(self) -> str:
         where = f" at {self.location}" if self.location else ""

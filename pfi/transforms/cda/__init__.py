@@ -1,0 +1,1 @@
+"""CI-SIS CDA R2 documents: building (CR-BIO, CR-IMG), reading (transmission volet), PDF."""

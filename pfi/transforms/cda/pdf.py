@@ -1,0 +1,204 @@
+"""The readable form of a lab report (PDF) when the lab did not send its own.
+
+A French lab report as a reader expects it: laboratory header, patient, prescriber,
+one table per chapter/battery with result, unit, reference range and flag (abnormal
+results in bold), comments, then who validated and when. Rendered with reportlab's
+standard fonts (no font embedding: fast, and the Latin-1 range covers French names).
+The clock is the context's: the same report renders to the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from pfi.transforms.cda.context import CdaContext
+from pfi.transforms.lab.model import LabReport, Observation, Practitioner
+
+_BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9, leading=11)
+_SMALL = ParagraphStyle("small", parent=_BASE, fontSize=8, leading=10, textColor=colors.grey)
+_TITLE = ParagraphStyle("title", parent=_BASE, fontName="Helvetica-Bold", fontSize=14, leading=18)
+_H2 = ParagraphStyle(
+    "h2",
+    parent=_BASE,
+    fontName="Helvetica-Bold",
+    fontSize=11,
+    leading=14,
+    spaceBefore=6,
+    spaceAfter=3,
+)
+_RIGHT = ParagraphStyle("right", parent=_BASE, alignment=TA_RIGHT)
+_BOLD = ParagraphStyle("bold", parent=_BASE, fontName="Helvetica-Bold")
+_NORMAL_FLAGS = frozenset({"", "N", "S"})
+
+
+def _p(text: str, style: ParagraphStyle = _BASE) -> Paragraph:
+    return Paragraph(escape(text).replace("\n", "<br/>"), style)
+
+
+def _date(value: str) -> str:
+    """HL7 DTM → "JJ/MM/AAAA à HH:MM" (what a French reader expects)."""
+    v = value.strip()
+    if len(v) < 8 or not v[:8].isdigit():
+        return v
+    out = f"{v[6:8]}/{v[4:6]}/{v[0:4]}"
+    if len(v) >= 12 and v[8:12].isdigit():
+        out += f" à {v[8:10]}:{v[10:12]}"
+    return out
+
+
+def _who(p: Practitioner | None) -> str:
+    if p is None:
+        return "—"
+    name = " ".join(x for x in (p.prefix or "Dr", p.given, p.family) if x)
+    return f"{name} (RPPS {p.id})" if p.id_type == "RPPS" and p.id else name
+
+
+def render_lab_report_pdf(report: LabReport, context: CdaContext) -> bytes:
+    """A one-to-n page A4 PDF of the report's validated results."""
+    from pfi.transforms.cda.cr_bio import chapter_of, format_range, format_value
+
+    buf = io.BytesIO()
+    org = context.organization
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=15 * mm,
+        title="Compte rendu d'examens biologiques",
+        author=org.name,
+        creator="PFI",
+        invariant=1,
+    )
+    story: list = []
+    addr = org.address
+    lab_lines = [
+        org.name,
+        addr.street,
+        f"{addr.postal_code} {addr.city}".strip(),
+        org.telecom.removeprefix("tel:"),
+        f"FINESS {org.finess}",
+    ]
+    p = report.patient
+    ins = p.ins
+    patient_lines = [
+        f"{p.birth_family} {p.given}".strip()
+        + (f" (nom d'usage {p.used_family})" if p.used_family else ""),
+        f"Né(e) le {_date(p.birth_date)} — sexe {p.sex}",
+        f"INS {ins.value}" if ins and p.identity_status == "VALI" else "",
+        "IPP " + ", ".join(i.value for i in p.local_ids) if p.local_ids else "",
+    ]
+    header = Table(
+        [
+            [
+                _p("\n".join(x for x in lab_lines if x), _BOLD),
+                _p("\n".join(x for x in patient_lines if x), _RIGHT),
+            ]
+        ],
+        colWidths=[90 * mm, 90 * mm],
+    )
+    header.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    story += [header, Spacer(1, 4 * mm), _p("Compte rendu d'examens biologiques", _TITLE)]
+    story.append(
+        _p(
+            f"Demande {report.placer_group or report.filler_group or '—'} — "
+            f"prescripteur : {_who(report.ordering_provider)}"
+            + (
+                f" — copie à : {', '.join(_who(c) for c in report.copy_to)}"
+                if report.copy_to
+                else ""
+            ),
+            _SMALL,
+        )
+    )
+    specimens = report.specimens
+    if specimens:
+        story.append(
+            _p(
+                "Prélèvement : "
+                + "; ".join(
+                    f"{s.type.display or s.type.code if s.type else 'échantillon'}"
+                    + (f" le {_date(s.collected_at)}" if s.collected_at else "")
+                    for s in specimens
+                ),
+                _SMALL,
+            )
+        )
+    current_chapter = None
+    for battery in report.result_batteries:
+        chapter = chapter_of(battery)[1]
+        if chapter != current_chapter:
+            story.append(_p(chapter.upper(), _H2))
+            current_chapter = chapter
+        rows = [
+            [
+                _p(battery.code.display or battery.code.code, _BOLD),
+                _p("Résultat", _BOLD),
+                _p("Unité", _BOLD),
+                _p("Référence", _BOLD),
+                _p("", _BOLD),
+            ]
+        ]
+        abnormal_rows = []
+        for o in battery.observations:
+            flags = ", ".join(o.abnormal_flags)
+            style = _BASE if set(o.abnormal_flags) <= _NORMAL_FLAGS else _BOLD
+            if style is _BOLD:
+                abnormal_rows.append(len(rows))
+            rows.append(
+                [
+                    _p(_label(o)),
+                    _p(format_value(o), style),
+                    _p(o.unit_as_sent or o.unit),
+                    _p(format_range(o)),
+                    _p(flags, style),
+                ]
+            )
+            for c in o.comments:
+                rows.append([_p(c, _SMALL), "", "", "", ""])
+        table = Table(rows, colWidths=[70 * mm, 35 * mm, 25 * mm, 35 * mm, 15 * mm], repeatRows=1)
+        style_cmds = [
+            ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+            ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ]
+        style_cmds += [
+            ("BACKGROUND", (0, r), (-1, r), colors.HexColor("#FDECEA")) for r in abnormal_rows
+        ]
+        table.setStyle(TableStyle(style_cmds))
+        story.append(table)
+        for c in battery.comments:
+            story.append(_p(c, _SMALL))
+    if report.comments:
+        story.append(_p("Commentaire", _H2))
+        for c in report.comments:
+            story.append(_p(c))
+    story += [
+        Spacer(1, 6 * mm),
+        _p(
+            f"Résultats validés par {_who(report.validator)} le {_date(report.validated_at)}", _BOLD
+        ),
+        _p(
+            f"Document produit le {context.effective_time:%d/%m/%Y à %H:%M} — version "
+            f"{context.ids.version}",
+            _SMALL,
+        ),
+    ]
+    if context.ids.version > 1:
+        story.append(_p("Ce compte rendu annule et remplace la version précédente.", _BOLD))
+    doc.build(story)
+    return buf.getvalue()
+
+
+def _label(o: Observation) -> str:
+    return o.local_code.display or (o.loinc.display if o.loinc else "") or o.local_code.code
