@@ -439,5 +439,7 @@ def preload_documents(
         try:
             nodes[uri] = processor.parse_xml(xml_text=content.decode("utf-8"), encoding="utf-8")
         except Exception as error:
-            raise SchematronCompileError(f"{path_in_kit(uri)}: not parseable XML: {error}") from error
+            raise SchematronCompileError(
+                f"{path_in_kit(uri)}: not parseable XML: {error}"
+            ) from error
     return processor.make_map2(nodes), frozenset(nodes)

@@ -35,7 +35,12 @@ _INDEX_LINE = re.compile(r"^\s*([0-9.]+)\s*==>\s*(.+?)\s*$")
 _EXAMPLES = 5
 
 MISSING_UPSTREAM = frozenset(
-    {"2.16.840.1.113883.6.1", "2.16.840.1.113883.6.96", "1.2.250.1.213.2.62", "2.16.840.1.113883.3.26.1.1"}
+    {
+        "2.16.840.1.113883.6.1",
+        "2.16.840.1.113883.6.96",
+        "1.2.250.1.213.2.62",
+        "2.16.840.1.113883.3.26.1.1",
+    }
 )
 """Terminology files absent from the upstream kit snapshot itself (see SOURCES.md)."""
 
@@ -124,11 +129,17 @@ def element_location(element: etree._Element) -> str:
     node: etree._Element | None = element
     while node is not None:
         qname = etree.QName(node)
-        prefix = "cda:" if qname.namespace == _CDA else (f"Q{{{qname.namespace}}}" if qname.namespace else "")
+        prefix = (
+            "cda:"
+            if qname.namespace == _CDA
+            else (f"Q{{{qname.namespace}}}" if qname.namespace else "")
+        )
         parent = node.getparent()
         position = 1
         if parent is not None:
-            position = 1 + sum(1 for sibling in node.itersiblings(preceding=True) if sibling.tag == node.tag)
+            position = 1 + sum(
+                1 for sibling in node.itersiblings(preceding=True) if sibling.tag == node.tag
+            )
         steps.append(f"{prefix}{qname.localname}[{position}]")
         node = parent
     return "/" + "/".join(reversed(steps))

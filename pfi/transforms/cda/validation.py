@@ -34,9 +34,9 @@ from saxonche import PySaxonProcessor, PyXsltExecutable
 from pfi.transforms.cda.findings import Finding, Severity
 from pfi.transforms.cda.kit import (
     CDA_XSD,
+    KIT_DIR,
     TERMINOLOGY_DIR,
     TERMINOLOGY_INDEX,
-    KIT_DIR,
     read_kit_data_files,
 )
 from pfi.transforms.cda.schematron import (
@@ -47,8 +47,8 @@ from pfi.transforms.cda.schematron import (
     findings_from_svrl,
     preload_documents,
 )
-from pfi.transforms.cda.terminologies import TerminologyCoverage
-from pfi.transforms.cda.volets import PROFILE_SCHEMATRONS, VOLETS, VoletChoice, VoletStatus, choose_volet
+from pfi.transforms.cda.terminologies import TerminologyCoverage, element_location
+from pfi.transforms.cda.volets import PROFILE_SCHEMATRONS, VOLETS, VoletStatus, choose_volet
 
 __all__ = ["CdaValidator", "Finding", "Severity", "ValidationReport"]
 
@@ -183,7 +183,9 @@ class CdaValidator:
         try:
             tree = etree.ElementTree(etree.fromstring(cda, parser))
         except etree.XMLSyntaxError as error:
-            finding = Finding(Severity.ERROR, "xml", f"not well-formed XML: {error.msg}", line=error.lineno)
+            finding = Finding(
+                Severity.ERROR, "xml", f"not well-formed XML: {error.msg}", line=error.lineno
+            )
             return ValidationReport((finding,), (), "not parsed")
         return ValidationReport(tuple(self._xsd_findings(tree)), (), "XSD only")
 
@@ -198,7 +200,7 @@ class CdaValidator:
                 "xsd",
                 entry.message,
                 line=entry.line or None,
-                location=entry.path or None,
+                location=_xsd_location(tree, entry.path),
             )
             for entry in entries
         ]
@@ -235,6 +237,19 @@ class CdaValidator:
         return executables
 
 
+def _xsd_location(tree: etree._ElementTree, path: str | None) -> str | None:
+    """libxml2 reports `/*/*[15]/*/*[1]`; say `/cda:ClinicalDocument[1]/cda:recordTarget[1]/...`."""
+    if not path:
+        return None
+    try:
+        nodes = tree.xpath(path)
+    except etree.XPathError:
+        return path
+    if isinstance(nodes, list) and nodes and isinstance(nodes[0], etree._Element):
+        return element_location(nodes[0])
+    return path
+
+
 def _template_ids(tree: etree._ElementTree) -> list[tuple[str, str | None]]:
     root = tree.getroot()
     return [
@@ -250,8 +265,3 @@ def _python_codec(declared: str | None) -> str:
 
 def _saxon_encoding(codec: str) -> str:
     return "utf-8" if codec == "utf-8-sig" else codec
-
-
-def describe_choice(choice: VoletChoice) -> str:
-    """Short label of a volet choice for logs."""
-    return f"{choice.status}: {choice.explanation}"

@@ -47,7 +47,9 @@ class Volet:
 
 
 VOLETS: tuple[Volet, ...] = (
-    Volet("CR-BIO", "1.2.250.1.213.1.1.1.55", "2024.01", "schematrons/CI-SIS_BIO-CR-BIO_2024.01.sch"),
+    Volet(
+        "CR-BIO", "1.2.250.1.213.1.1.1.55", "2024.01", "schematrons/CI-SIS_BIO-CR-BIO_2024.01.sch"
+    ),
     Volet(
         "CR-BIO",
         "1.2.250.1.213.1.1.1.55",
@@ -56,11 +58,18 @@ VOLETS: tuple[Volet, ...] = (
         "the kit's CI-SIS_BIO-CR-BIO_2023.01.sch includes rule files that are empty in the"
         " kit (include/specificationsVolets/BIO-CR-BIO_2023.01)",
     ),
-    Volet("CR-BIO", "1.2.250.1.213.1.1.1.55", "2021.01", "schematrons/CI-SIS_BIO-CR-BIO_2021.01.sch"),
-    Volet("CR-IMG", "1.2.250.1.213.1.1.1.45", "2024.01", "schematrons/CI-SIS_IMG-CR-IMG_2024.01.sch"),
+    Volet(
+        "CR-BIO", "1.2.250.1.213.1.1.1.55", "2021.01", "schematrons/CI-SIS_BIO-CR-BIO_2021.01.sch"
+    ),
+    Volet(
+        "CR-IMG", "1.2.250.1.213.1.1.1.45", "2024.01", "schematrons/CI-SIS_IMG-CR-IMG_2024.01.sch"
+    ),
 )
 
-CURRENT_VERSIONS: dict[str, str] = {"1.2.250.1.213.1.1.1.55": "2024.01", "1.2.250.1.213.1.1.1.45": "2024.01"}
+CURRENT_VERSIONS: dict[str, str] = {
+    "1.2.250.1.213.1.1.1.55": "2024.01",
+    "1.2.250.1.213.1.1.1.45": "2024.01",
+}
 """Version assumed when the volet templateId carries no extension (as the kit's TSH examples)."""
 
 
@@ -101,9 +110,7 @@ def choose_volet(template_ids: list[tuple[str, str | None]]) -> VoletChoice:
                 " only the CI-SIS profiles were applied",
             )
         assumed = "" if extension else f" (templateId {root} has no extension: version assumed)"
-        return VoletChoice(
-            VoletStatus.APPLIED, volet, f"{volet.name} {volet.version}{assumed}"
-        )
+        return VoletChoice(VoletStatus.APPLIED, volet, f"{volet.name} {volet.version}{assumed}")
     if any(root == LEVEL_1_TEMPLATE_ID for root, _ in template_ids):
         return VoletChoice(VoletStatus.LEVEL_1, None, "level-1 (non-structured) document")
     roots = ", ".join(root for root, _ in template_ids) or "none"
