@@ -124,6 +124,36 @@ def _default_sources() -> dict[str, SourceSettings]:
     }
 
 
+class IdentitySettings(Section):
+    """How PID-3 and PID-32 are read (PAM-FR 2.11)."""
+
+    qualifying_statuses: list[str] = Field(
+        default_factory=lambda: ["VALI"],
+        description="PID-32 codes (table 0445) that make an INS usable",
+        min_length=1,
+    )
+    ins_authority_oids: list[str] = Field(
+        default_factory=lambda: [
+            "1.2.250.1.213.1.4.8",  # INS-NIR
+            "1.2.250.1.213.1.4.9",  # INS-NIA
+            "1.2.250.1.213.1.4.10",  # INS-NIR de test
+            "1.2.250.1.213.1.4.11",  # INS-NIA de test
+        ]
+    )
+    local_timezone: str = "Europe/Paris"
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"an IANA time zone such as Europe/Paris, got {zone!r}") from None
+        return zone
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -140,6 +170,7 @@ class Settings(Section):
     sources: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,15}$")], SourceSettings] = Field(
         default_factory=_default_sources
     )
+    identity: IdentitySettings = IdentitySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @model_validator(mode="after")

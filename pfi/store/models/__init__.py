@@ -3,5 +3,19 @@
 from pfi.store.models.audit import AuditEntry
 from pfi.store.models.base import Base, utcnow
 from pfi.store.models.bus import DeadLetter, OutboxEvent, ProcessedEvent
+from pfi.store.models.messages import Message
+from pfi.store.models.patients import Patient, PatientEvent, PatientIdentifier, PatientLink
 
-__all__ = ["AuditEntry", "Base", "DeadLetter", "OutboxEvent", "ProcessedEvent", "utcnow"]
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "DeadLetter",
+    "Message",
+    "OutboxEvent",
+    "Patient",
+    "PatientEvent",
+    "PatientIdentifier",
+    "PatientLink",
+    "ProcessedEvent",
+    "utcnow",
+]

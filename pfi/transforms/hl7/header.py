@@ -58,6 +58,7 @@ class MessageHeader:
     accept_ack_type: str
     application_ack_type: str
     charset: str
+    declared_charset: str
     profiles: tuple[str, ...]
     patient_ids: tuple[Identifier, ...] = field(default=())
     identity_status: str = ""
@@ -122,7 +123,15 @@ def read_header(raw: bytes, default_charset: str) -> MessageHeader:
     return scan(raw, default_charset)[0]
 
 
-def scan(raw: bytes, default_charset: str) -> tuple[MessageHeader, list[str]]:
+def scan_msh_only(raw: bytes) -> MessageHeader:
+    """A lenient read of MSH (and PID) for addressing a NACK to a message we refuse:
+    no version or required-field checks, undecodable bytes replaced."""
+    return scan(raw, "8859/1", strict=False)[0]
+
+
+def scan(
+    raw: bytes, default_charset: str, *, strict: bool = True
+) -> tuple[MessageHeader, list[str]]:
     """The header and the decoded segments (text), for callers that go on parsing."""
     raw = raw.lstrip(b"\r\n\t \xef\xbb\xbf")
     seps = read_separators(raw)
@@ -132,7 +141,13 @@ def scan(raw: bytes, default_charset: str) -> tuple[MessageHeader, list[str]]:
     msh = ["MSH", seps.field, *msh_raw[1:]]
     charset_field = _get(msh, 18).split(seps.repetition)[0].strip()
     charset = charset_field or default_charset
-    text = decode(raw, charset)
+    if strict:
+        text = decode(raw, charset)
+    else:
+        try:
+            text = decode(raw, charset)
+        except Hl7Error:
+            text = raw.decode("latin-1")
     segments_text = split_segments_text(text)
     msh = ["MSH", seps.field, *segments_text[0].split(seps.field)[1:]]
 
@@ -141,14 +156,14 @@ def scan(raw: bytes, default_charset: str) -> tuple[MessageHeader, list[str]]:
         return unescape(parts[i], seps) if i < len(parts) else ""
 
     msg_type = _get(msh, 9)
-    if not msg_type.strip(seps.component):
+    if strict and not msg_type.strip(seps.component):
         raise Hl7Error(
             ErrorCode.REQUIRED_FIELD_MISSING,
             "MSH-9 (message type) is empty",
             ErrorLocation("MSH", field=9),
         )
     control_id = unescape(_get(msh, 10), seps).strip()
-    if not control_id:
+    if strict and not control_id:
         raise Hl7Error(
             ErrorCode.REQUIRED_FIELD_MISSING,
             "MSH-10 (message control id) is empty",
@@ -175,6 +190,7 @@ def scan(raw: bytes, default_charset: str) -> tuple[MessageHeader, list[str]]:
         accept_ack_type=_get(msh, 15).strip().upper(),
         application_ack_type=_get(msh, 16).strip().upper(),
         charset=charset,
+        declared_charset=charset_field,
         profiles=tuple(
             unescape(rep, seps) for rep in _get(msh, 21).split(seps.repetition) if rep.strip()
         ),
@@ -182,6 +198,8 @@ def scan(raw: bytes, default_charset: str) -> tuple[MessageHeader, list[str]]:
         msh_fields=tuple(msh),
         **_patient(segments_text, seps),
     )
+    if not strict:
+        return header, segments_text
     if version not in SUPPORTED_VERSIONS:
         raise Hl7Error(
             ErrorCode.UNSUPPORTED_VERSION_ID,

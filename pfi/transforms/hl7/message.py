@@ -106,8 +106,13 @@ class Hl7Message:
         return "\r".join(str(s) for s in self.segments) + "\r"
 
 
-def parse_message(raw: bytes, default_charset: str = "8859/1") -> Hl7Message:
-    """Parse a whole message; raises `Hl7Error` for what intake would NACK."""
-    header, segments = scan(raw, default_charset)
-    codec = codec_for(header.charset)
+def parse_message(
+    raw: bytes, default_charset: str = "8859/1", *, strict: bool = True
+) -> Hl7Message:
+    """Parse a whole message; raises `Hl7Error` for what intake would NACK.
+
+    `strict=False` reads what can be read (e.g. an ACK echoing a version we refused).
+    """
+    header, segments = scan(raw, default_charset, strict=strict)
+    codec = codec_for(header.charset) if strict else "latin-1"
     return Hl7Message(header, [Segment.from_text(s, header.separators, codec) for s in segments])

@@ -1,0 +1,83 @@
+"""The identity stage: applies ADT messages from the inbound topic to the patient registry."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from pfi.bus.stage import Record, StageContext
+from pfi.bus.topics import INBOUND
+from pfi.config.model import IdentitySettings
+from pfi.identity.registry import PatientRegistry
+from pfi.identity.traits import AdtEvent, IdentityRules, read_adt, read_identifiers, read_patient
+from pfi.store.models import Patient
+from pfi.transforms.hl7 import Hl7Message, parse_message
+
+log = logging.getLogger(__name__)
+
+MERGE_TRIGGERS = frozenset({"A40", "A34", "A36", "A39"})
+LINK_TRIGGERS = {"A24": False, "A37": True}  # trigger -> unlink
+
+
+def identity_rules(settings: IdentitySettings) -> IdentityRules:
+    return IdentityRules(
+        qualifying_statuses=frozenset(s.upper() for s in settings.qualifying_statuses),
+        ins_authority_oids=frozenset(settings.ins_authority_oids),
+        local_zone=ZoneInfo(settings.local_timezone),
+    )
+
+
+class IdentityStage:
+    name = "identity"
+    input = INBOUND
+
+    def __init__(self, settings: IdentitySettings) -> None:
+        self.rules = identity_rules(settings)
+
+    def handle(self, record: Record, ctx: StageContext) -> None:
+        value = record.value
+        if not value["message_type"].startswith("ADT"):
+            return
+        msg = parse_message(value["raw"], value["charset"])
+        event = read_adt(msg, self.rules)
+        if not event.patients:
+            raise ValueError(f"ADT^{event.trigger} without a PID segment")
+        registry = PatientRegistry(ctx.session)
+        common = {
+            "trigger": event.trigger,
+            "event_at": event.event_at,
+            "message_id": value["message_id"],
+        }
+        if event.trigger in MERGE_TRIGGERS:
+            for survivor, absorbed in self._merge_pairs(msg):
+                registry.merge(survivor, absorbed, **common)
+        elif event.trigger == "A47":
+            registry.change_identifier(event.patients[0], event.prior_identifiers, **common)
+        elif event.trigger in LINK_TRIGGERS:
+            if len(event.patients) < 2:
+                raise ValueError(f"ADT^{event.trigger} needs two PID segments to (un)link")
+            registry.link(
+                event.patients[0], event.patients[1], unlink=LINK_TRIGGERS[event.trigger], **common
+            )
+        else:
+            existing = registry.find(event.patients[0])
+            registry.upsert(event.patients[0], extra=self._extra(event, existing), **common)
+
+    def _merge_pairs(self, msg: Hl7Message) -> list[tuple]:
+        """A40 may carry several PID/MRG groups: each MRG belongs to the PID before it."""
+        pairs = []
+        current = None
+        for seg in msg:
+            if seg.name == "PID":
+                current = read_patient(seg, self.rules)
+            elif seg.name == "MRG" and current is not None:
+                pairs.append((current, read_identifiers(seg, 1)))
+        if not pairs:
+            raise ValueError("merge message without PID/MRG pair")
+        return pairs
+
+    @staticmethod
+    def _extra(event: AdtEvent, existing: Patient | None) -> dict[str, object]:
+        pam = dict(existing.pam or {}) if existing is not None else {}
+        pam.update(event.pam)
+        return {"attending": event.attending, "pam": pam or None}
