@@ -255,3 +255,19 @@ def test_one_validator_serves_several_threads(validator: CdaValidator) -> None:
     for (_, index), findings in results.items():
         assert findings == expected[index]
     assert len(results) == 3 * len(documents)
+
+
+def test_iso_8859_1_document_is_read_with_its_declared_encoding(
+    validator: CdaValidator, tsh: bytes
+) -> None:
+    text = tsh.decode("utf-8").replace('encoding="UTF-8"', 'encoding="ISO-8859-1"', 1)
+    latin = text.encode("iso-8859-1", errors="xmlcharrefreplace")
+    assert validator.validate(latin).findings == validator.validate(tsh).findings
+    mutated = re.sub(
+        rb'<administrativeGenderCode code="[A-Z]"',
+        b'<administrativeGenderCode code="X"',
+        latin,
+        count=1,
+    )
+    messages = errors_from(validator.validate(mutated), "CI-SIS_ModelesDeContenusCDA.sch")
+    assert any("[X:Féminin:2.16.840.1.113883.5.1]" in m for m in messages)
