@@ -271,3 +271,13 @@ def test_iso_8859_1_document_is_read_with_its_declared_encoding(
     )
     messages = errors_from(validator.validate(mutated), "CI-SIS_ModelesDeContenusCDA.sch")
     assert any("[X:Féminin:2.16.840.1.113883.5.1]" in m for m in messages)
+
+
+def test_cr_bio_without_its_pdf_copy_section_fails_the_volet(
+    validator: CdaValidator, tsh: bytes
+) -> None:
+    mutated = tsh.replace(b'root="1.2.250.1.213.1.1.2.243"', b'root="1.2.250.1.213.1.1.2.999"', 1)
+    messages = errors_from(validator.validate(mutated), "CI-SIS_BIO-CR-BIO_2024.01.sch")
+    assert any(
+        "FR-Document-PDF-copie (1.2.250.1.213.1.1.2.243) doit être présente" in m for m in messages
+    )
