@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pfi.cli import config_cmds, engine_cmds
+from pfi.cli.simulate import simulate_app
 
 app = typer.Typer(
     name="pfi",
@@ -16,3 +17,4 @@ app = typer.Typer(
 
 engine_cmds.register(app)
 config_cmds.register(app)
+app.add_typer(simulate_app, name="simulate")

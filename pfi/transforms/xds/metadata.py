@@ -46,6 +46,7 @@ __all__ = [
     "render_registry_object_list",
     "render_submit_objects",
     "submission_set_for",
+    "submission_set_for_patient",
     "submit_objects_xml",
 ]
 
@@ -117,6 +118,11 @@ def document_entry_from_cda(cda: bytes, submission: SubmissionContext) -> Docume
 
 def submission_set_for(entry: DocumentEntry, submission: SubmissionContext) -> SubmissionSet:
     """The lot de soumission carrying `entry` (same patient, the PFI as author)."""
+    return submission_set_for_patient(entry.patient_id, submission)
+
+
+def submission_set_for_patient(patient_id: str, submission: SubmissionContext) -> SubmissionSet:
+    """A lot de soumission for `patient_id` (CX), e.g. for an ITI-57 update or deletion."""
     content_type = value_sets.content_type_code().require(
         "contentTypeCode", submission.content_type_code.code, submission.content_type_code.scheme
     )
@@ -128,7 +134,7 @@ def submission_set_for(entry: DocumentEntry, submission: SubmissionContext) -> S
         entry_uuid=submission.submission_set_uuid,
         unique_id=submission.submission_set_unique_id,
         source_id=submission.source_id,
-        patient_id=entry.patient_id,
+        patient_id=patient_id,
         submission_time=utc_dtm(submission.submission_time),
         content_type_code=content_type,
         authors=(submission.submitter,),
