@@ -63,6 +63,7 @@ class MssSimulator:
         unknown: list[str] | None = None,
         opposed: list[str] | None = None,
         unknown_mode: UnknownMode = "bounce",
+        smtp_idle_timeout_s: float = 300.0,
     ) -> None:
         self.host = host
         self.smtp_port = smtp_port
@@ -71,6 +72,7 @@ class MssSimulator:
         self.hostname = hostname
         self.tls = tls
         self.smtp_credentials = dict(smtp_credentials or {})
+        self.smtp_idle_timeout_s = smtp_idle_timeout_s
         self.state = SimulatorState(mailboxes or {"pfi@hopital.mssante.fr": "pfi"}, patient_domain)
         self.state.configure(
             unknown=unknown or [], opposed=opposed or [], unknown_mode=unknown_mode
@@ -140,7 +142,7 @@ class MssSimulator:
                 auth_required=bool(self.smtp_credentials),
                 auth_require_tls=bool(self.tls),
                 data_size_limit=64 * 1024 * 1024,
-                timeout=300,
+                timeout=self.smtp_idle_timeout_s,
             ),
             self.host,
             self.smtp_port,

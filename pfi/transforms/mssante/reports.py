@@ -252,10 +252,16 @@ def _mdn(msg: Message) -> DeliveryReport:
 def _mdn_fields(part: Message) -> dict[str, str]:
     payload = part.get_payload()
     if isinstance(payload, list) and payload:
-        return {k.lower(): str(v).strip() for k, v in payload[0].items()}
-    raw = part.get_payload(decode=True) or str(payload).encode()
-    parsed = message_from_bytes(raw.strip() + b"\n\n")
-    return {k.lower(): str(v).strip() for k, v in parsed.items()}
+        fields = {k.lower(): str(v).strip() for k, v in payload[0].items()}
+    else:
+        raw = part.get_payload(decode=True) or str(payload).encode()
+        parsed = message_from_bytes(raw.strip() + b"\n\n")
+        fields = {k.lower(): str(v).strip() for k, v in parsed.items()}
+    if "disposition" not in fields:
+        # Written without the blank line after Content-Type (as in the CI-SIS volet's own
+        # example), the fields end up among the part's headers.
+        fields.update({k.lower(): str(v).strip() for k, v in part.items()})
+    return fields
 
 
 def _split_error(text: str) -> tuple[str, str]:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lxml import etree
@@ -37,6 +38,7 @@ from pfi.transforms.xds.metadata import (
     render_submit_objects,
     submission_set_for,
 )
+from pfi.transforms.xds.model import has_member
 
 SUBSET = "IHE_XDM/SUBSET01"
 DOCUMENT_FILE = "DOC0001.XML"
@@ -76,7 +78,13 @@ def build_xdm_zip(
         )
     if submission_set is None:
         submission_set = submission_set_for(entry, submission)
-    request = render_submit_objects(submission_set, [entry])
+    # A HasMember id derived from the entry's, so that the same input gives the same bytes
+    # (a retried message is byte-identical to the first attempt).
+    member = replace(
+        has_member(submission_set, entry.entry_uuid),
+        entry_uuid=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, entry.entry_uuid + '/member')}",
+    )
+    request = render_submit_objects(submission_set, [entry], [member])
     _add_entry_slots(request, entry.entry_uuid, action)
     metadata = etree.tostring(request, xml_declaration=True, encoding="UTF-8")
 
