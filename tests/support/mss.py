@@ -20,6 +20,7 @@ from pfi.transforms.xds.codes import Code
 from pfi.transforms.xds.metadata import Author, SubmissionContext
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ci-sis"
+MSS_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mssante"
 CR_BIO = FIXTURES / "TestContenuCDA-3.0" / "ExemplesCDA" / "BIO-CR-BIO_2024.01_TSH_1.xml"
 LPS = (
     FIXTURES

@@ -5,9 +5,11 @@ certificates are the slow part); it is renewed after `max_messages_per_connectio
 re-opened when the relay dropped it. Every recipient gets a typed outcome:
 
 - ACCEPTED: the relay took responsibility (250 after DATA). Later bounces come as DSNs.
-- REFUSED: permanent (5xx at MAIL, RCPT or DATA), with the relay's reason; retrying
-  would fail the same way, the ledger records a refusal.
-- TRANSIENT: 4xx, TLS or connection problems: retry later.
+- REFUSED: permanent (5xx at RCPT or DATA), with the relay's reason; retrying would fail
+  the same way, the ledger records a refusal.
+- TRANSIENT: 4xx, TLS or connection problems, and a MAIL FROM refused for want of TLS or
+  authentication or by a 5.7.x policy (PFI's own set-up is at fault, not the recipient):
+  retry later, and let the failures alert.
 
 Retries here are limited to what cannot duplicate a message: a connection found dead
 before DATA is re-opened once and the transaction replayed. A connection lost during or
@@ -38,6 +40,7 @@ from pfi.config.mssante import MssClientTls, MssSmtpSettings
 from pfi.transforms.mssante.xtext import xtext_encode
 
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+_ENHANCED_57 = re.compile(r"^\s*5\.7\.\d{1,3}\b")
 
 
 class OutcomeKind(StrEnum):
@@ -174,7 +177,12 @@ class MssSmtpSender:
                 raise smtplib.SMTPServerDisconnected(_text(reply))
             if code != 250:
                 self._reset_or_drop(conn, code)
-                return _all(rcpts, _kind(code), code, _text(reply), message_id)
+                # Refused at MAIL FROM for want of TLS or authentication, or by a policy on
+                # our own address: a fault of PFI's set-up, not the recipients' refusal.
+                kind = _kind(code)
+                if code in (530, 535, 538) or _ENHANCED_57.match(_text(reply)):
+                    kind = OutcomeKind.TRANSIENT
+                return _all(rcpts, kind, code, _text(reply), message_id)
             outcomes: dict[str, SmtpOutcome] = {}
             accepted: list[str] = []
             for rcpt in rcpts:

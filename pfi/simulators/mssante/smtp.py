@@ -9,6 +9,7 @@ operators' relays (Postfix) do.
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
@@ -110,7 +111,7 @@ class MssSmtpHandler:
         if reject:
             return (
                 f"550 5.1.1 <{address}>: Recipient address rejected: "
-                "User unknown in the MSSanté directory"
+                "User unknown in the MSSante directory"
             )
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -126,7 +127,7 @@ class MssSmtpHandler:
         if problems:
             with self.state.lock:
                 self.state.rejected.append(RejectedSubmission(now, mail_from, rcpts, problems, raw))
-            lines = [p.replace("\r", " ").replace("\n", " ")[:400] for p in problems[:20]]
+            lines = [_ascii(p)[:400] for p in problems[:20]]
             head = [f"554-5.6.0 {line}" for line in lines[:-1]]
             return "\r\n".join([*head, f"554 5.6.0 {lines[-1]}"])
         tls = session.ssl is not None
@@ -149,7 +150,7 @@ class MssSmtpHandler:
                             "failed",
                             "5.1.1",
                             f"550 5.1.1 <{rcpt}>: Recipient address rejected: "
-                            "User unknown in the MSSanté directory",
+                            "User unknown in the MSSante directory",
                             original_recipient=rcpt,
                             remote_mta=self.hostname,
                         )
@@ -255,6 +256,12 @@ class MssSmtpHandler:
             if self.credentials.get(user) == auth_data.password.decode("utf-8", "replace"):
                 return AuthResult(success=True, auth_data=user)
         return AuthResult(success=False, handled=False)
+
+
+def _ascii(text: str) -> str:
+    """SMTP replies are ASCII (RFC 5321): accents dropped, line breaks flattened."""
+    flat = unicodedata.normalize("NFKD", text.replace("\r", " ").replace("\n", " "))
+    return flat.encode("ascii", "ignore").decode("ascii")
 
 
 def _subject(cert: dict[str, Any] | None) -> str:

@@ -130,7 +130,7 @@ def test_columns_are_found_by_name_not_position():
 
 
 def test_a_file_that_is_not_the_extract_is_refused_with_what_is_missing():
-    with pytest.raises(AnnuaireFormatError, match="missing column.*'adresse bal'"):
+    with pytest.raises(AnnuaireFormatError, match=r"missing column.*'adresse bal'"):
         parse_annuaire(["Nom|Prénom|Email", "a|b|c"])
     with pytest.raises(AnnuaireFormatError, match="empty"):
         parse_annuaire([])

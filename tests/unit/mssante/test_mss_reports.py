@@ -10,92 +10,15 @@ from pfi.transforms.mssante.reports import (
     ReportKind,
     parse_delivery_report,
 )
-from tests.support.mss import pro_message
+from tests.support.mss import MSS_FIXTURES, pro_message
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
-#: A bounce as Postfix writes it (headers-only return, ENVID/ORCPT echoed), kept verbatim.
-POSTFIX_BOUNCE = b"""\
-Return-Path: <>
-Date: Tue, 24 Nov 2026 16:02:11 +0100 (CET)
-From: MAILER-DAEMON@relay.operateur.mssante.fr (Mail Delivery System)
-Subject: Undelivered Mail Returned to Sender
-To: pfi@hopital.mssante.fr
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="7F1A2C0086.1795013331/relay.operateur.mssante.fr"
-Message-Id: <20261124150211.9A3B2C0087@relay.operateur.mssante.fr>
-
-This is a MIME-encapsulated message.
-
---7F1A2C0086.1795013331/relay.operateur.mssante.fr
-Content-Description: Notification
-Content-Type: text/plain; charset=us-ascii
-
-This is the mail system at host relay.operateur.mssante.fr.
-
-I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients.
-
-<inconnu@ch-b.mssante.fr>: host mx.ch-b.mssante.fr[192.0.2.10] said: 550 5.1.1
-    <inconnu@ch-b.mssante.fr>: Recipient address rejected: User unknown in
-    virtual mailbox table (in reply to RCPT TO command)
-
---7F1A2C0086.1795013331/relay.operateur.mssante.fr
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; relay.operateur.mssante.fr
-X-Postfix-Queue-ID: 7F1A2C0086
-X-Postfix-Sender: rfc822; pfi@hopital.mssante.fr
-Original-Envelope-Id: pro-1@hopital.mssante.fr
-Arrival-Date: Tue, 24 Nov 2026 16:02:10 +0100 (CET)
-
-Final-Recipient: rfc822; inconnu@ch-b.mssante.fr
-Original-Recipient: rfc822;inconnu@ch-b.mssante.fr
-Action: failed
-Status: 5.1.1
-Remote-MTA: dns; mx.ch-b.mssante.fr
-Diagnostic-Code: smtp; 550 5.1.1 <inconnu@ch-b.mssante.fr>: Recipient address
-    rejected: User unknown in virtual mailbox table
-
---7F1A2C0086.1795013331/relay.operateur.mssante.fr
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-From: PFI <pfi@hopital.mssante.fr>
-To: inconnu@ch-b.mssante.fr
-Subject: XDM/1.0/DDM+CR de biologie PAT-TROIS DOMINIQUE 28/03/1979
-Message-ID: <pro-1@hopital.mssante.fr>
-
---7F1A2C0086.1795013331/relay.operateur.mssante.fr--
-"""
-
+#: A bounce as Postfix writes it (headers-only return, ENVID echoed).
+POSTFIX_BOUNCE = (MSS_FIXTURES / "postfix_bounce.eml").read_bytes()
 #: The MDN example of the CI-SIS volet "LPS doc CDA courriel MSS" (struct-msg-mdn.md),
-#: with its irregularities (no blank line after the part headers, odd terminators).
-CISIS_MDN_EXAMPLE = """\
-Date: Wed, 20 Feb 2024 00:19:00 (EDT) -0400
-From: serviceY_auto@chb.mssante.fr
-Message-Id: <199509200019.12345>
-Subject: [KO Intégration système !][902] XDM/1.0/DDM+ECHOGRAPHIE ABDOMINOPELVIENNE CORSE FIGATELLIX 12/10/1988
-To: serviceY@chb.mssante.fr
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=disposition-notification; boundary="RAA14128.773615765"
---RAA14128.773615765
-Le document n’a pas pu être intégré.
-Le système a retourné l'erreur 902^Identifiant de patient inconnu^messageErrorCondition| E^Error^errorSeverity
---RAA14128.773615765
-Content-Type: message/disposition-notification
-Original-Recipient: rfc822;serviceY_auto@chb.mssante.fr 
-Final-Recipient: rfc822; serviceY_auto@chb.mssante.fr 
-Original-Message-ID: <199509192301.23456 >
-Disposition:automatic-action/MDN-sent-automatically; processed/Error: 902^Identifiant de patient inconnu^messageErrorCondition| E^Error^errorSeverity
---RAA14128.773615765
-Content-Type: message/rfc822
-Ici apparaît le contenu du courriel MSSanté à l’origine du MDN et ses pièces jointes.
---RAA14128.773615765--
-""".encode()
+#: verbatim with its irregularities (no blank line after the part headers...).
+CISIS_MDN_EXAMPLE = (MSS_FIXTURES / "cisis_mdn_example.eml").read_bytes()
 
 
 def test_postfix_bounce_is_a_refusal_with_the_remote_reason():
