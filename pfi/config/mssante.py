@@ -85,6 +85,12 @@ class MssImapSettings(Section):
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
 
+    @model_validator(mode="after")
+    def _auth_pair(self) -> MssImapSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
 
 class MssTemplates(Section):
     """Default mail bodies, used when the sender gave no CORPSMAIL_PS / CORPSMAIL_PATIENT.

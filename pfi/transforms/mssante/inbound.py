@@ -120,9 +120,7 @@ def read_inbound_documents(
     xdm_parts: list[tuple[str, bytes]] = []
     cda_parts: list[tuple[str, bytes]] = []
     others: list[Attachment] = []
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
+    for part in _leaf_parts(msg):
         filename = part.get_filename() or ""
         ctype = part.get_content_type()
         if not filename and part.get_content_disposition() != "attachment":
@@ -240,6 +238,18 @@ def _document(
         confidentiality_codes=confidentiality,
         attachments=attachments,
     )
+
+
+def _leaf_parts(msg: Message) -> list[Message]:
+    """The mail's leaf parts, not descending into attached messages (message/rfc822):
+    a forwarded mail's archive is not this mail's document."""
+    if not msg.is_multipart():
+        return [msg]
+    out: list[Message] = []
+    for part in msg.get_payload():
+        if isinstance(part, Message):
+            out.extend([part] if part.get_content_maintype() == "message" else _leaf_parts(part))
+    return out
 
 
 def _reject(

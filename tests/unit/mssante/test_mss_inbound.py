@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
@@ -180,3 +181,16 @@ def test_delimiters_in_mail_subject_are_escaped():
     msg = parse_message(build_mdm_t02(data), "UNICODE UTF-8")
     assert msg.all("OBX")[1].get(3) == "<a|b@c>"
     assert msg.all("OBX")[1].get(3, 2) == "R&D ^ x~y"
+
+
+def test_archive_inside_a_forwarded_mail_is_not_this_mails_document():
+    forwarded = EmailMessage()
+    forwarded["Subject"] = "Fwd"
+    forwarded.set_content("see attached")
+    forwarded.add_attachment(
+        message_from_bytes(_mail(_xdm(LPS_CDA_V1.read_bytes())), policy=policy.default)
+    )
+    parsed = message_from_bytes(forwarded.as_bytes(), policy=policy.default)
+    assert "application/zip" in [p.get_content_type() for p in parsed.walk()]  # it is in there
+    (result,) = read_inbound_documents(forwarded.as_bytes())
+    assert isinstance(result, InboundRejection) and result.error_code == "906"
