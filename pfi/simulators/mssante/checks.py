@@ -9,6 +9,8 @@ Reports and auto-replies (multipart/report, Auto-Submitted) only need the header
 from __future__ import annotations
 
 import re
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -24,7 +26,7 @@ def check_submission(msg: Message, recipients: list[str], patient_domain: str) -
     problems = _headers(msg)
     if _is_report(msg):
         return problems
-    subject = str(msg.get("Subject", ""))
+    subject = decoded_header(str(msg.get("Subject", "")))
     if not subject.startswith(SUBJECT_PREFIX):
         problems.append(f"Subject must start with {SUBJECT_PREFIX!r} (got {subject[:60]!r})")
     patient_rcpts = [r for r in recipients if r.rpartition("@")[2].lower() == patient_domain]
@@ -98,6 +100,14 @@ def _patient_addresses(data: bytes, patient_rcpts: list[str]) -> list[str]:
 def _is_report(msg: Message) -> bool:
     auto = str(msg.get("Auto-Submitted", "no")).strip().lower()
     return msg.get_content_type() == "multipart/report" or auto not in ("", "no")
+
+
+def decoded_header(value: str) -> str:
+    """RFC 2047 encoded words decoded (messages are parsed with the compat32 policy)."""
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, UnicodeDecodeError, LookupError):
+        return value
 
 
 def _addresses(value: str) -> list[str]:
