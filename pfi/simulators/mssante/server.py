@@ -12,6 +12,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -64,6 +65,7 @@ class MssSimulator:
         opposed: list[str] | None = None,
         unknown_mode: UnknownMode = "bounce",
         smtp_idle_timeout_s: float = 300.0,
+        smtps_port: int | None = None,
     ) -> None:
         self.host = host
         self.smtp_port = smtp_port
@@ -73,6 +75,7 @@ class MssSimulator:
         self.tls = tls
         self.smtp_credentials = dict(smtp_credentials or {})
         self.smtp_idle_timeout_s = smtp_idle_timeout_s
+        self.smtps_port = smtps_port  # implicit TLS (SMTPS) listener, when tls is given
         self.state = SimulatorState(mailboxes or {"pfi@hopital.mssante.fr": "pfi"}, patient_domain)
         self.state.configure(
             unknown=unknown or [], opposed=opposed or [], unknown_mode=unknown_mode
@@ -132,21 +135,36 @@ class MssSimulator:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         tls_context = self.tls.server_context() if self.tls else None
-        smtp_server = await self._loop.create_server(
-            lambda: DsnSMTP(
+
+        def smtp_factory(implicit: bool) -> DsnSMTP:
+            with warnings.catch_warnings():
+                # On the SMTPS port the transport is TLS from the first byte, which aiosmtpd
+                # cannot see: its "AUTH without TLS" warning does not apply.
+                warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+                return _smtp_protocol(implicit)
+
+        def _smtp_protocol(implicit: bool) -> DsnSMTP:
+            return DsnSMTP(
                 self.handler,
                 hostname=self.hostname,
-                tls_context=tls_context,
-                require_starttls=bool(self.tls and self.tls.require_starttls),
+                tls_context=None if implicit else tls_context,
+                require_starttls=bool(self.tls and self.tls.require_starttls and not implicit),
                 authenticator=self.handler.authenticate if self.smtp_credentials else None,
                 auth_required=bool(self.smtp_credentials),
-                auth_require_tls=bool(self.tls),
+                auth_require_tls=bool(self.tls) and not implicit,
                 data_size_limit=64 * 1024 * 1024,
                 timeout=self.smtp_idle_timeout_s,
-            ),
-            self.host,
-            self.smtp_port,
+            )
+
+        smtp_server = await self._loop.create_server(
+            lambda: smtp_factory(False), self.host, self.smtp_port
         )
+        smtps_server = None
+        if tls_context is not None and self.smtps_port is not None:
+            smtps_server = await self._loop.create_server(
+                lambda: smtp_factory(True), self.host, self.smtps_port, ssl=tls_context
+            )
+            self.smtps_port = smtps_server.sockets[0].getsockname()[1]
         imap_server = await serve_imap(
             self.state,
             self.host,
@@ -186,6 +204,8 @@ class MssSimulator:
             http.should_exit = True
             smtp_server.close()
             imap_server.close()
+            if smtps_server is not None:
+                smtps_server.close()
             await smtp_server.wait_closed()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(http_task, 5)

@@ -143,8 +143,17 @@ class MssSmtpHandler:
             lines = [_ascii(p)[:400] for p in problems[:20]]
             head = [f"554-5.6.0 {line}" for line in lines[:-1]]
             return "\r\n".join([*head, f"554 5.6.0 {lines[-1]}"])
-        tls = session.ssl is not None
-        cert = _subject(session.ssl.get("peercert") if session.ssl else None)
+        transport = getattr(server, "transport", None)
+        implicit = transport is not None and transport.get_extra_info("ssl_object") is not None
+        tls = session.ssl is not None or implicit
+        peercert = (
+            session.ssl.get("peercert")
+            if session.ssl
+            else transport.get_extra_info("peercert")
+            if implicit
+            else None
+        )
+        cert = _subject(peercert)
         number = getattr(server, "connection_number", 0)
         notify: dict[str, set[str]] = getattr(envelope, "dsn_notify", {})
         bounced: list[DsnRecipient] = []

@@ -48,6 +48,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Literal
 
 EntryKind = Literal["professional", "organisation"]
@@ -194,9 +195,21 @@ def _header_positions(header: list[str]) -> dict[str, int]:
     return positions
 
 
+_PERSON = (
+    "national_id", "id_type", "identifier", "civility", "family_name", "given_name",
+    "category_code", "category_label", "profession_code", "profession_label",
+    "specialty_code", "specialty_label",
+)  # fmt: skip
+_MAILBOX = (
+    "address", "kind", "structure_id_type", "structure_id", "service", "structure_name",
+    "structure_trade_name", "dematerialisation", "l2", "l3", "l4_number", "l4_complement",
+    "l4_type", "l4_street", "l5", "city_line", "postal_code", "department", "country",
+)  # fmt: skip
+
+
 @dataclass(slots=True)
 class _Builder:
-    first: dict[str, str]
+    person: tuple[str, ...]
     mailboxes: list[MssMailbox] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
 
@@ -211,7 +224,10 @@ def parse_annuaire(lines: Iterable[str], separator: str = "|") -> AnnuaireExtrac
     header = header_line.rstrip("\r\n").split(separator)
     pos = _header_positions(header)
     width = len(header)
-    get_items = tuple(pos.items())
+    # A column the file lacks reads the empty cell appended at index `width` of each line.
+    person_of = itemgetter(*(pos.get(n, width) for n in _PERSON))
+    mailbox_of = itemgetter(*(pos.get(n, width) for n in _MAILBOX))
+    i_address, i_national = pos["address"], pos["national_id"]
     professionals: dict[str, _Builder] = {}
     organisations: list[AnnuaireEntry] = []
     problems: list[AnnuaireProblem] = []
@@ -226,73 +242,51 @@ def parse_annuaire(lines: Iterable[str], separator: str = "|") -> AnnuaireExtrac
                 AnnuaireProblem(line_no, f"{len(cells)} columns where the header has {width}")
             )
             continue
-        row = {name: cells[i].strip() for name, i in get_items}
-        mailbox = _mailbox(row)
-        national_id = row.get("national_id", "")
+        cells.append("")
+        address = cells[i_address].strip()
+        mailbox = _mailbox(mailbox_of(cells)) if address else None
+        national_id = cells[i_national].strip()
         if national_id:
             builder = professionals.get(national_id)
             if builder is None:
-                builder = professionals[national_id] = _Builder(row)
-            if mailbox is not None and mailbox.address.lower() not in builder.seen:
-                builder.seen.add(mailbox.address.lower())
+                person = tuple(v.strip() for v in person_of(cells))
+                builder = professionals[national_id] = _Builder(person)
+            key = address.lower()
+            if mailbox is not None and key not in builder.seen:
+                builder.seen.add(key)
                 builder.mailboxes.append(mailbox)
         elif mailbox is not None:
             organisations.append(AnnuaireEntry(kind="organisation", mailboxes=(mailbox,)))
         else:
             problems.append(AnnuaireProblem(line_no, "neither a professional nor an address"))
-    entries = [_professional(b) for b in professionals.values()]
+    entries = [
+        AnnuaireEntry("professional", *b.person, mailboxes=tuple(b.mailboxes))
+        for b in professionals.values()
+    ]
     entries.extend(organisations)
     return AnnuaireExtract(tuple(entries), tuple(problems), lines_read=line_no)
 
 
-def _mailbox(row: dict[str, str]) -> MssMailbox | None:
-    address = row.get("address", "")
-    if not address:
-        return None
-    demat = row.get("dematerialisation", "").upper()
-    street = " ".join(
-        p
-        for p in (
-            row.get("l4_number", ""),
-            row.get("l4_complement", ""),
-            row.get("l4_type", ""),
-            row.get("l4_street", ""),
-        )
-        if p
-    )
-    lines = tuple(p for p in (row.get("l2", ""), row.get("l3", ""), street, row.get("l5", "")) if p)
+def _mailbox(raw: tuple[str, ...]) -> MssMailbox:
+    (
+        address, kind, structure_id_type, structure_id, service, structure_name,
+        trade_name, demat, l2, l3, number, complement, street_type, street, l5,
+        city_line, postal_code, department, country,
+    ) = (v.strip() for v in raw)  # fmt: skip
+    demat = demat.upper()
+    street_line = " ".join(p for p in (number, complement, street_type, street) if p)
     return MssMailbox(
         address=address,
-        kind=row.get("kind", "").upper(),
-        structure_id_type=row.get("structure_id_type", ""),
-        structure_id=row.get("structure_id", ""),
-        service=row.get("service", ""),
-        structure_name=row.get("structure_name", ""),
-        structure_trade_name=row.get("structure_trade_name", ""),
+        kind=kind.upper(),
+        structure_id_type=structure_id_type,
+        structure_id=structure_id,
+        service=service,
+        structure_name=structure_name,
+        structure_trade_name=trade_name,
         dematerialisation=True if demat in ("O", "OUI", "Y", "1") else False if demat else None,
-        address_lines=lines,
-        city_line=row.get("city_line", ""),
-        postal_code=row.get("postal_code", ""),
-        department=row.get("department", ""),
-        country=row.get("country", ""),
-    )
-
-
-def _professional(b: _Builder) -> AnnuaireEntry:
-    r = b.first
-    return AnnuaireEntry(
-        kind="professional",
-        national_id=r.get("national_id", ""),
-        id_type=r.get("id_type", ""),
-        identifier=r.get("identifier", ""),
-        civility=r.get("civility", ""),
-        family_name=r.get("family_name", ""),
-        given_name=r.get("given_name", ""),
-        category_code=r.get("category_code", ""),
-        category_label=r.get("category_label", ""),
-        profession_code=r.get("profession_code", ""),
-        profession_label=r.get("profession_label", ""),
-        specialty_code=r.get("specialty_code", ""),
-        specialty_label=r.get("specialty_label", ""),
-        mailboxes=tuple(b.mailboxes),
+        address_lines=tuple(p for p in (l2, l3, street_line, l5) if p),
+        city_line=city_line,
+        postal_code=postal_code,
+        department=department,
+        country=country,
     )

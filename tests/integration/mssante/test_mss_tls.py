@@ -39,6 +39,7 @@ def sim(pki: dmp_pki.TestPki) -> Iterator[MssSimulator]:
         mailboxes={APP: APP_PASSWORD},
         smtp_credentials={SMTP_USER: SMTP_PASSWORD},
         tls=tls,
+        smtps_port=0,
     ) as simulator:
         yield simulator
 
@@ -133,3 +134,13 @@ def test_wrong_smtp_password_is_transient_with_the_server_reason(sim, pki):
         (outcome,) = sender.send(pro_message([DR]))
     assert outcome.kind is OutcomeKind.TRANSIENT
     assert outcome.code is None and "535" in outcome.reply
+
+
+def test_implicit_tls_smtps_with_client_certificate_delivers(sim, pki):
+    sim.state.reset()
+    with _smtp(sim, _tls(pki), tls_mode="implicit", port=sim.smtps_port) as sender:
+        (outcome,) = sender.send(pro_message([DR], message_id="<smtps@hopital.mssante.fr>"))
+    assert outcome.kind is OutcomeKind.ACCEPTED, outcome
+    (stored,) = sim.messages_for(DR)
+    assert stored.tls and "commonName=PFI client TLS" in stored.client_cert_subject
+    assert stored.authenticated_as == SMTP_USER
