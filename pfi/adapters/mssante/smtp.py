@@ -124,7 +124,12 @@ class MssSmtpSender:
         rcpts = list(recipients) if recipients is not None else _header_addresses(message)
         if not rcpts:
             raise ValueError("no recipient to send to (none given, and no To/Cc header)")
-        sender = envelope_from or _header_addresses(message, ("From",))[0]
+        if envelope_from is None:
+            senders = _header_addresses(message, ("From",))
+            if not senders:
+                raise ValueError("no envelope sender: give envelope_from or a From header")
+            envelope_from = senders[0]
+        sender = envelope_from
         message_id = str(message.get("Message-ID", "")).strip()
         data = message.as_bytes(policy=policy.SMTP)
         want_dsn = self.settings.request_dsn if delivery_receipt is None else delivery_receipt
