@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from pfi.cli import simulate_mss
+
 simulate_app = typer.Typer(
     name="simulate",
     help="Run a simulator of an external service (DMP, MSSanté) in the foreground.",
@@ -58,3 +60,6 @@ def dmp(
     )
     typer.echo(f"DMP simulator on {server.url} (ITI-41 /repository, ITI-57 /registry, /_sim)")
     server.serve_forever()
+
+
+simulate_mss.register(simulate_app)
