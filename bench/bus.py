@@ -50,13 +50,18 @@ def raw_baseline(bootstrap: str, records: list[tuple[bytes, bytes]], partitions:
     admin.create_topics([NewTopic("bench.raw", partitions, 1)])
     admin.close()
     started = time.perf_counter()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
-                             batch_size=512 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=2, batch_size=512 * 1024
+    )
     for key, value in records:
         producer.send("bench.raw", key=key, value=value)
     producer.flush()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id="bench.raw",
-                             enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id="bench.raw",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     consumer.assign([TopicPartition("bench.raw", p) for p in range(partitions)])
     seen = 0
     deadline = time.monotonic() + PHASE_LIMIT_S
@@ -77,20 +82,40 @@ def runner_path(bootstrap: str, db: Database, count: int, size: int, partitions:
     ensure_topics(kafka, bootstrap)
     now = utcnow()
     with db.transaction() as s:
-        add_to_outbox(s, [
-            OutgoingRecord(INBOUND, f"patient-{i % 500}".encode(), {
-                "message_id": i, "source": "SGL", "sender": "LAB|SITE", "control_id": str(i),
-                "message_type": "ORU^R01", "version": "2.5", "charset": "8859/1",
-                "patient_key": f"patient-{i % 500}", "received_at": now,
-                "raw": b"M" * size,
-            }) for i in range(count)
-        ])
+        add_to_outbox(
+            s,
+            [
+                OutgoingRecord(
+                    INBOUND,
+                    f"patient-{i % 500}".encode(),
+                    {
+                        "message_id": i,
+                        "source": "SGL",
+                        "sender": "LAB|SITE",
+                        "control_id": str(i),
+                        "message_type": "ORU^R01",
+                        "version": "2.5",
+                        "charset": "8859/1",
+                        "patient_key": f"patient-{i % 500}",
+                        "received_at": now,
+                        "raw": b"M" * size,
+                    },
+                )
+                for i in range(count)
+            ],
+        )
     stage = NoopStage()
     started = time.perf_counter()
     relay = OutboxRelay(db, lambda: make_producer(kafka, bootstrap), "bench")
     relay.start()
-    runner = StageRunner(stage, db, lambda g: make_consumer(kafka, bootstrap, f"bench.{g}"),
-                         "bench", assign_partitions=True, on_emitted=relay.notify)
+    runner = StageRunner(
+        stage,
+        db,
+        lambda g: make_consumer(kafka, bootstrap, f"bench.{g}"),
+        "bench",
+        assign_partitions=True,
+        on_emitted=relay.notify,
+    )
     runner.start()
     deadline = time.monotonic() + PHASE_LIMIT_S
     while runner.processed_total < count and time.monotonic() < deadline:
@@ -123,8 +148,10 @@ def main() -> None:
             db.dispose()
             broker.stop()
     backend = "PostgreSQL" if args.database else "SQLite"
-    print(f"records: {count} x {args.size} B, {args.partitions} partitions, "
-          f"embedded Tansu, store {backend}")
+    print(
+        f"records: {count} x {args.size} B, {args.partitions} partitions, "
+        f"embedded Tansu, store {backend}"
+    )
     print(f"raw kafka-python produce+consume : {raw:10,.0f} records/s")
     print(f"PFI outbox relay + stage runner  : {runner:10,.0f} records/s")
     print(f"ratio runner/raw                 : {runner / raw:10.2f}  (target >= 0.80)")

@@ -52,7 +52,9 @@ def bare_server(port: int) -> None:
             for f in frames.feed(data):
                 fields = f.payload.split(b"\r", 1)[0].split(b"|")
                 cid = fields[9] if len(fields) > 9 else b""
-                writer.write(frame(b"MSH|^~\\&|PFI||||20240101||ACK|1|P|2.5\rMSA|AA|" + cid + b"\r"))
+                writer.write(
+                    frame(b"MSH|^~\\&|PFI||||20240101||ACK|1|P|2.5\rMSA|AA|" + cid + b"\r")
+                )
             await writer.drain()
         writer.close()
 
@@ -65,8 +67,14 @@ def bare_server(port: int) -> None:
 
 
 # -- the load generator ----------------------------------------------------------------
-async def _connection(port: int, messages: list[bytes], window: int, latencies: list[float],
-                      pace_s: float, deadline: float) -> int:
+async def _connection(
+    port: int,
+    messages: list[bytes],
+    window: int,
+    latencies: list[float],
+    pace_s: float,
+    deadline: float,
+) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     frames = MllpFrameReader(1 << 20)
     sent_at: list[float] = []
@@ -106,8 +114,16 @@ async def _connection(port: int, messages: list[bytes], window: int, latencies: 
     return acked
 
 
-def load(port: int, connections: int, window: int, total: int, rate: float, tag: str,
-         limit_s: float, out: mp.Queue) -> None:
+def load(
+    port: int,
+    connections: int,
+    window: int,
+    total: int,
+    rate: float,
+    tag: str,
+    limit_s: float,
+    out: mp.Queue,
+) -> None:
     per_conn = total // connections
 
     def msgs(c: int) -> list[bytes]:
@@ -124,20 +140,24 @@ def load(port: int, connections: int, window: int, total: int, rate: float, tag:
         batches = [msgs(c) for c in range(connections)]
         started = time.perf_counter()
         deadline = started + limit_s
-        acked = await asyncio.gather(*[
-            _connection(port, batches[c], window if not rate else 1, latencies, pace, deadline)
-            for c in range(connections)
-        ])
+        acked = await asyncio.gather(
+            *[
+                _connection(port, batches[c], window if not rate else 1, latencies, pace, deadline)
+                for c in range(connections)
+            ]
+        )
         return sum(acked), time.perf_counter() - started, latencies
 
     out.put(asyncio.run(main()))
 
 
-def run_load(port: int, connections: int, window: int, total: int, rate: float, tag: str,
-             limit_s: float) -> dict[str, float]:
+def run_load(
+    port: int, connections: int, window: int, total: int, rate: float, tag: str, limit_s: float
+) -> dict[str, float]:
     queue: mp.Queue = mp.Queue()
-    proc = mp.Process(target=load, args=(port, connections, window, total, rate, tag, limit_s,
-                                         queue))
+    proc = mp.Process(
+        target=load, args=(port, connections, window, total, rate, tag, limit_s, queue)
+    )
     proc.start()
     acked, elapsed, latencies = queue.get(timeout=limit_s + 120)
     proc.join(30)
@@ -161,9 +181,12 @@ def start_engine(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
         "logging": {"level": "WARNING"},
     }
     (workdir / "pfi.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen([sys.executable, "-m", "pfi.cli", "run", "--config",
-                             str(workdir / "pfi.yaml")], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pfi.cli", "run", "--config", str(workdir / "pfi.yaml")],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -192,33 +215,43 @@ def main() -> None:
     time.sleep(0.5)
     results = {}
     try:
-        results["bare-sat"] = run_load(bare_port, args.connections, args.window, total, 0,
-                                       "B", args.seconds)
-        results["bare-paced"] = run_load(bare_port, args.connections, 1, paced_total,
-                                         args.rate, "b", args.seconds)
+        results["bare-sat"] = run_load(
+            bare_port, args.connections, args.window, total, 0, "B", args.seconds
+        )
+        results["bare-paced"] = run_load(
+            bare_port, args.connections, 1, paced_total, args.rate, "b", args.seconds
+        )
     finally:
         bare.terminate()
     with tempfile.TemporaryDirectory() as tmp:
         engine, port = start_engine(Path(tmp))
         try:
-            results["pfi-sat"] = run_load(port, args.connections, args.window, total, 0, "P",
-                                          args.seconds)
-            results["pfi-paced"] = run_load(port, args.connections, 1, paced_total, args.rate,
-                                            "p", args.seconds)
+            results["pfi-sat"] = run_load(
+                port, args.connections, args.window, total, 0, "P", args.seconds
+            )
+            results["pfi-paced"] = run_load(
+                port, args.connections, 1, paced_total, args.rate, "p", args.seconds
+            )
         finally:
             engine.send_signal(signal.SIGTERM)
             engine.wait(30)
 
-    print(f"load: {args.connections} connections x {args.window} in flight, ADT/ORU mix, "
-          f"{os.cpu_count()} cores; PFI embedded (SQLite FULL sync, Tansu, identity stage)")
+    print(
+        f"load: {args.connections} connections x {args.window} in flight, ADT/ORU mix, "
+        f"{os.cpu_count()} cores; PFI embedded (SQLite FULL sync, Tansu, identity stage)"
+    )
     for name in ("bare-sat", "pfi-sat", "bare-paced", "pfi-paced"):
         r = results[name]
-        print(f"{name:<11} acked {r['acked']:>7}  {r['rate']:>8,.0f} msgs/s  "
-              f"ACK p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms")
+        print(
+            f"{name:<11} acked {r['acked']:>7}  {r['rate']:>8,.0f} msgs/s  "
+            f"ACK p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
+        )
     sat = results["pfi-sat"]["rate"] / results["bare-sat"]["rate"]
     print(f"ratio saturation PFI/bare: {sat:.2f}   (target: PFI >= 3,000 msgs/s)")
-    print(f"paced {args.rate:.0f} msgs/s: PFI p99 {results['pfi-paced']['p99']:.1f} ms vs bare "
-          f"{results['bare-paced']['p99']:.1f} ms   (target: PFI p99 < 50 ms)")
+    print(
+        f"paced {args.rate:.0f} msgs/s: PFI p99 {results['pfi-paced']['p99']:.1f} ms vs bare "
+        f"{results['bare-paced']['p99']:.1f} ms   (target: PFI p99 < 50 ms)"
+    )
 
 
 if __name__ == "__main__":

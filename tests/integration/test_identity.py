@@ -63,12 +63,13 @@ def outcomes(db: Database, patient_id: int) -> list[tuple[str, str]]:
 
 def test_patient_is_created_then_its_ins_qualified(engine: RunningEngine) -> None:
     db = engine.engine.db  # type: ignore[union-attr]
-    send(engine, adt_a01("Q1", "IPP-Q", trigger="A28", status="PROV",
-                         event_time="20240301080000"))
+    send(engine, adt_a01("Q1", "IPP-Q", trigger="A28", status="PROV", event_time="20240301080000"))
     p = patient(db, "IPP-Q")
     assert (p.qualified, p.ins, p.identity_status) == (False, None, "PROV")
-    send(engine, adt_a01("Q2", "IPP-Q", trigger="A31", status="VALI", ins=INS,
-                         event_time="20240302080000"))
+    send(
+        engine,
+        adt_a01("Q2", "IPP-Q", trigger="A31", status="VALI", ins=INS, event_time="20240302080000"),
+    )
     p = patient(db, INS)
     assert (p.qualified, p.ins, p.identity_status) == (True, INS, "VALI")
     assert p.ins_oid == "1.2.250.1.213.1.4.10"
@@ -86,10 +87,12 @@ def test_vali_without_ins_is_not_qualified(engine: RunningEngine) -> None:
 
 def test_older_event_arriving_late_does_not_overwrite_newer_data(engine: RunningEngine) -> None:
     db = engine.engine.db  # type: ignore[union-attr]
-    send(engine, adt_a01("O1", "IPP-O", family="NEWNAME", trigger="A08",
-                         event_time="20240310120000"))
-    send(engine, adt_a01("O2", "IPP-O", family="OLDNAME", trigger="A08",
-                         event_time="20240301120000"))
+    send(
+        engine, adt_a01("O1", "IPP-O", family="NEWNAME", trigger="A08", event_time="20240310120000")
+    )
+    send(
+        engine, adt_a01("O2", "IPP-O", family="OLDNAME", trigger="A08", event_time="20240301120000")
+    )
     p = patient(db, "IPP-O")
     assert p.birth_name == "NEWNAME"
     assert outcomes(db, p.id) == [("A08", "created"), ("A08", "stale")]
@@ -97,11 +100,17 @@ def test_older_event_arriving_late_does_not_overwrite_newer_data(engine: Running
 
 def test_merge_moves_the_absorbed_patient_to_the_survivor(engine: RunningEngine) -> None:
     db = engine.engine.db  # type: ignore[union-attr]
-    send(engine,
-         adt_a01("M1", "IPP-SURV", family="SURVIVOR", event_time="20240301080000"),
-         adt_a01("M2", "IPP-ABS", family="DOUBLON", event_time="20240301080000"))
+    send(
+        engine,
+        adt_a01("M1", "IPP-SURV", family="SURVIVOR", event_time="20240301080000"),
+        adt_a01("M2", "IPP-ABS", family="DOUBLON", event_time="20240301080000"),
+    )
     merge = adt_a01(
-        "M3", "IPP-SURV", family="SURVIVOR", trigger="A40", event_time="20240302080000",
+        "M3",
+        "IPP-SURV",
+        family="SURVIVOR",
+        trigger="A40",
+        event_time="20240302080000",
         extra_segments="MRG|IPP-ABS^^^CHU-X&1.2.250.1.999.1&ISO^PI\r",
     ).replace("ADT_A01", "ADT_A39")
     send(engine, merge)
@@ -118,7 +127,11 @@ def test_a47_changes_an_identifier(engine: RunningEngine) -> None:
     db = engine.engine.db  # type: ignore[union-attr]
     send(engine, adt_a01("C1", "IPP-WRONG", family="CHANGE", event_time="20240301080000"))
     change = adt_a01(
-        "C2", "IPP-RIGHT", family="CHANGE", trigger="A47", event_time="20240302080000",
+        "C2",
+        "IPP-RIGHT",
+        family="CHANGE",
+        trigger="A47",
+        event_time="20240302080000",
         extra_segments="MRG|IPP-WRONG^^^CHU-X&1.2.250.1.999.1&ISO^PI\r",
     ).replace("ADT_A01", "ADT_A30")
     send(engine, change)
@@ -139,25 +152,38 @@ def test_a24_links_and_a37_unlinks(engine: RunningEngine) -> None:
     b = patient(db, "IPP-L2")
     with db.reader() as s:
         assert queries.links(s, a.id) == [b.id]
-    unlink = link.replace("|L1|", "|L2|").replace("ADT^A24", "ADT^A37").replace(
-        "ADT_A24", "ADT_A37")
+    unlink = (
+        link.replace("|L1|", "|L2|").replace("ADT^A24", "ADT^A37").replace("ADT_A24", "ADT_A37")
+    )
     send(engine, unlink)
     with db.reader() as s:
         assert s.scalar(select(func.count()).select_from(PatientLink)) == 0
     assert outcomes(db, a.id) == [
-        ("A24", "created"), ("A24", "linked"), ("A37", "unchanged"), ("A37", "unlinked")
+        ("A24", "created"),
+        ("A24", "linked"),
+        ("A37", "unchanged"),
+        ("A37", "unlinked"),
     ]
 
 
 def test_pam_fr_data_and_attending_physician_are_kept(engine: RunningEngine) -> None:
     db = engine.engine.db  # type: ignore[union-attr]
-    rol = ("ROL||UC|ODRP|10000023084^AGNES^Isabelle^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
-           "^L^^^RPPS\r")
+    rol = (
+        "ROL||UC|ODRP|10000023084^AGNES^Isabelle^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
+        "^L^^^RPPS\r"
+    )
     zfa = "ZFA|ACTIF|20240309111154|||||||IO|20240309111154|INC|20240309111154\r"
     zfd = "ZFD|||Y|N|INSI|20211201\r"
-    send(engine, adt_a01("Z1", "IPP-Z", ins=INS, status="VALI",
-                         extra_segments=rol + "ZBE|1^CHU-X|20240309110000||INSERT|N\r" + zfa
-                         + zfd))
+    send(
+        engine,
+        adt_a01(
+            "Z1",
+            "IPP-Z",
+            ins=INS,
+            status="VALI",
+            extra_segments=rol + "ZBE|1^CHU-X|20240309110000||INSERT|N\r" + zfa + zfd,
+        ),
+    )
     p = patient(db, INS)
     assert p.attending is not None and p.attending["id"] == "10000023084"
     assert p.attending["id_type"] == "RPPS"
@@ -170,10 +196,12 @@ def test_pam_fr_data_and_attending_physician_are_kept(engine: RunningEngine) -> 
 
 def test_every_identity_change_is_kept_as_history(engine: RunningEngine) -> None:
     db = engine.engine.db  # type: ignore[union-attr]
-    send(engine,
-         adt_a01("H1", "IPP-H", family="A", event_time="20240301080000"),
-         adt_a01("H2", "IPP-H", family="B", event_time="20240302080000", trigger="A08"),
-         adt_a01("H3", "IPP-H", family="B", event_time="20240303080000", trigger="A08"))
+    send(
+        engine,
+        adt_a01("H1", "IPP-H", family="A", event_time="20240301080000"),
+        adt_a01("H2", "IPP-H", family="B", event_time="20240302080000", trigger="A08"),
+        adt_a01("H3", "IPP-H", family="B", event_time="20240303080000", trigger="A08"),
+    )
     p = patient(db, "IPP-H")
     with db.reader() as s:
         events = queries.history(s, p.id)

@@ -28,7 +28,8 @@ VALID = (
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     tmp = tmp_path_factory.mktemp("robust")
     settings_ = engine_settings(
-        tmp, f"sqlite:///{tmp / 'pfi.db'}",
+        tmp,
+        f"sqlite:///{tmp / 'pfi.db'}",
         SGL={"read_timeout_s": 1.0, "idle_timeout_s": 2.0, "max_message_bytes": 2_000_000},
     )
     with RunningEngine(settings_) as running:
@@ -44,23 +45,30 @@ def still_serving(engine: RunningEngine, n: int) -> None:
 hl7ish = st.one_of(
     st.binary(max_size=3000),
     st.builds(lambda body: b"MSH|^~\\&|" + body, st.binary(max_size=3000)),
-    st.builds(lambda n: VALID.replace(b"{id}", b"F")[: n], st.integers(0, len(VALID))),
+    st.builds(lambda n: VALID.replace(b"{id}", b"F")[:n], st.integers(0, len(VALID))),
     st.just(b"MSH|^~\\&|A|B|C|D|2024||ORU^R01|1|P|2.5|||||UNICODE UTF-8\rPID|||\xff\xfe\r"),
-    st.builds(lambda n: b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5\rPID|||" + b"Z" * n,
-              st.integers(100_000, 1_500_000)),
+    st.builds(
+        lambda n: b"MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5\rPID|||" + b"Z" * n,
+        st.integers(100_000, 1_500_000),
+    ),
 )
 streams = st.lists(
     st.tuples(st.binary(max_size=40), hl7ish, st.booleans()), min_size=1, max_size=4
-).map(lambda parts: b"".join(g + (frame(m) if whole else b"\x0b" + m)
-                             for g, m, whole in parts))
+).map(lambda parts: b"".join(g + (frame(m) if whole else b"\x0b" + m) for g, m, whole in parts))
 
 counter = iter(range(10**6))
 
 
 @given(stream=streams)
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 def test_fuzzed_streams_get_nacks_or_a_clean_close_and_others_are_served(
     engine: RunningEngine, stream: bytes
 ) -> None:
