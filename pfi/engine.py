@@ -1,10 +1,16 @@
 """One running engine: store, bus, stages, listeners, HTTP; and its graceful drain.
 
-Start order follows the data: the store first (migrations), then the bus (broker,
-topics, re-publication of what is unfinished, relay, stages), then the doors (HTTP,
-MLLP). Stop order is the reverse: close the doors, let the stages finish and commit
-their batch, publish what the outbox holds, stop the broker. SIGTERM and SIGINT both
-drain; the whole drain is bounded by `engine.shutdown_timeout_s` (10 s by default).
+Roles (`pfi run --role`):
+- `all` (default): the front door (MLLP intake, HTTP) and the broker side (embedded
+  Tansu or a cluster, topics, re-publication), plus the workers (outbox relay and
+  stages) in a child process, or in threads when `engine.worker_process` is false.
+- `intake`: the front door only, for deployments that scale workers separately.
+- `workers`: the relay and the stages only (what the child process runs).
+
+Start order follows the data: the store first (migrations), then the bus, then the
+doors. Stop order is the reverse: close the doors and answer what was received, let the
+workers finish and commit their batch and publish what the outbox holds, stop the
+broker. SIGTERM and SIGINT both drain, within `engine.shutdown_timeout_s` (10 s).
 """
 
 from __future__ import annotations
@@ -12,25 +18,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
 
 import uvicorn
 
 from pfi.adapters.mllp.server import MllpListener
-from pfi.bus.runtime import BusRuntime
+from pfi.bus.runtime import BrokerSupervisor, WorkerRuntime, topic_consumers
 from pfi.bus.stage import Stage
+from pfi.bus.worker_process import (
+    BOOTSTRAP_ENV,
+    WorkerProcess,
+    announce_ready,
+    notifications_to,
+)
 from pfi.config.model import Settings
 from pfi.console.app import create_app
 from pfi.identity.stage import IdentityStage
 from pfi.intake.service import IntakeService
 from pfi.observability.health import Readiness
 from pfi.store import Database
-from pfi.store.migrate import upgrade
+from pfi.store.migrate import current_revision, head_revision, upgrade
 
 log = logging.getLogger("pfi.engine")
+
+Role = Literal["all", "intake", "workers"]
 
 
 class _HttpServer(uvicorn.Server):
@@ -42,71 +59,142 @@ class _HttpServer(uvicorn.Server):
 
 
 class Engine:
-    def __init__(self, settings: Settings, *, stages: Sequence[Stage] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        role: Role = "all",
+        config_path: Path | None = None,
+        stages: Sequence[Stage] | None = None,
+    ) -> None:
+        if role == "intake" and settings.embedded_broker:
+            raise ValueError(
+                "--role intake needs kafka.bootstrap_servers: the embedded broker "
+                "lives with --role all"
+            )
         self.settings = settings
+        self.role = role
+        self.config_path = config_path
         self.db = Database(
             settings.database_url,
             sqlite_synchronous=settings.database.sqlite_synchronous,
             pool_size=settings.database.pool_size,
         )
         self.stages = list(stages) if stages is not None else build_stages(settings, self.db)
-        self.bus = BusRuntime(settings, self.db, self.stages)
+        self.supervisor: BrokerSupervisor | None = None
+        self.workers: WorkerRuntime | None = None
+        self.worker_process: WorkerProcess | None = None
         self.readiness = Readiness()
         self.readiness.add("database", self.db.ping)
-        self.readiness.add("broker", self.bus.broker_reachable)
         self.intake: IntakeService | None = None
         self.listeners: list[MllpListener] = []
         self._http: _HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
-        self.started = asyncio.Event()
 
+    # -- running -------------------------------------------------------------------
     async def serve(self) -> int:
         """Run until SIGTERM/SIGINT; returns the process exit code."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if self.role == "workers":
+            loop.add_signal_handler(signal.SIGUSR1, self._rewind_workers)
         try:
             await self.start()
-        except Exception:
-            log.exception("engine failed to start")
+        except Exception as exc:
+            log.error("engine failed to start: %s: %s", type(exc).__name__, exc)
+            log.debug("start failure", exc_info=True)
             await self.shutdown()
             return 1
-        log.info(
-            "PFI engine %r ready: http://%s:%d",
-            self.settings.engine.name,
-            self.settings.http.host,
-            self.settings.http.port,
-        )
+        if self.role == "workers":
+            log.info("PFI workers ready: %s", ", ".join(s.name for s in self.stages) or "relay")
+        else:
+            log.info(
+                "PFI engine %r ready: http://%s:%d",
+                self.settings.engine.name,
+                self.settings.http.host,
+                self.settings.http.port,
+            )
         await stop.wait()
         log.info(
             "signal received: draining (at most %.0fs)", self.settings.engine.shutdown_timeout_s
         )
         await self.shutdown()
-        log.info("engine stopped")
+        log.info("engine stopped" if self.role != "workers" else "workers stopped")
         return 0
 
     async def start(self) -> None:
         self.settings.engine.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.role == "workers":
+            await asyncio.to_thread(self._wait_for_schema)
+            await asyncio.to_thread(self._start_workers_here, self._worker_bootstrap())
+            if BOOTSTRAP_ENV not in os.environ:  # standalone: health and metrics of its own
+                await self._start_http()
+            return
         await asyncio.to_thread(upgrade, self.db)
-        await asyncio.to_thread(self.bus.start)
+        self.supervisor = BrokerSupervisor(
+            self.settings,
+            self.db,
+            topic_consumers(self.stages),
+            on_broker_restarted=self._rewind_workers,
+        )
+        await asyncio.to_thread(self.supervisor.start)
+        self.readiness.add("broker", self.supervisor.reachable)
+        if self.role == "all":
+            if self.settings.engine.worker_process:
+                self.worker_process = WorkerProcess(
+                    self.config_path,
+                    self.supervisor.bootstrap,
+                    self.settings.engine.data_dir / "logs" / "workers.log",
+                )
+                self.worker_process.start()
+                self.readiness.add("workers", self.worker_process.ready)
+                if not await asyncio.to_thread(self.worker_process.wait_ready, 30.0):
+                    log.warning(
+                        "worker process not ready after 30s; see %s", self.worker_process.log_file
+                    )
+            else:
+                await asyncio.to_thread(self._start_workers_here, self.supervisor.bootstrap)
         await self._start_http()
         await self._start_intake()
-        self.started.set()
 
-    async def _start_intake(self) -> None:
-        self.intake = IntakeService(
-            self.db, self.settings.sources, on_committed=self._outbox_committed
-        )
-        self.intake.start()
-        for name, source in self.settings.sources.items():
-            listener = MllpListener(name, source, self.intake.submit)
-            await listener.start()
-            self.listeners.append(listener)
+    def _worker_bootstrap(self) -> str:
+        bootstrap = os.environ.get(BOOTSTRAP_ENV) or self.settings.kafka.bootstrap_servers
+        if not bootstrap:
+            raise ValueError(
+                "--role workers needs kafka.bootstrap_servers (or to be started "
+                "by `pfi run`, which passes its embedded broker's address)"
+            )
+        return bootstrap
+
+    def _wait_for_schema(self, timeout_s: float = 60.0) -> None:
+        """Workers never migrate: the front door does, once; they wait for it."""
+        head = head_revision(self.db)
+        deadline = time.monotonic() + timeout_s
+        while current_revision(self.db) != head:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"database schema is not at {head}; run `pfi migrate`")
+            time.sleep(0.5)
+
+    def _start_workers_here(self, bootstrap: str) -> None:
+        self.workers = WorkerRuntime(self.settings, self.db, self.stages, bootstrap)
+        self.workers.start()
+        self.readiness.add("workers", self.workers.alive)
+        notifications_to(self.workers.notify)
+        announce_ready()
+
+    def _rewind_workers(self) -> None:
+        if self.workers is not None:
+            self.workers.rewind()
+        if self.worker_process is not None:
+            self.worker_process.rewind()
 
     def _outbox_committed(self) -> None:
-        if self.bus.relay is not None:
-            self.bus.relay.notify()
+        if self.workers is not None:
+            self.workers.notify()
+        if self.worker_process is not None:
+            self.worker_process.notify()
 
     async def _start_http(self) -> None:
         http = self.settings.http
@@ -133,13 +221,28 @@ class Engine:
                 raise RuntimeError(f"HTTP server did not start on {http.host}:{http.port}")
             await asyncio.sleep(0.02)
 
+    async def _start_intake(self) -> None:
+        self.intake = IntakeService(
+            self.db, self.settings.sources, on_committed=self._outbox_committed
+        )
+        self.intake.start()
+        for name, source in self.settings.sources.items():
+            listener = MllpListener(name, source, self.intake.submit)
+            await listener.start()
+            self.listeners.append(listener)
+
     async def shutdown(self) -> None:
         deadline = time.monotonic() + self.settings.engine.shutdown_timeout_s - 0.5
         for listener in self.listeners:
             await listener.stop(timeout_s=2.0)
         if self.intake is not None:
             await self.intake.drain(timeout_s=2.0)
-        await asyncio.to_thread(self.bus.stop, deadline)
+        if self.worker_process is not None:
+            await asyncio.to_thread(self.worker_process.stop, deadline - 1.0)
+        if self.workers is not None:
+            await asyncio.to_thread(self.workers.stop, deadline - 1.0)
+        if self.supervisor is not None:
+            await asyncio.to_thread(self.supervisor.stop, deadline)
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             with contextlib.suppress(Exception):
@@ -153,24 +256,36 @@ def build_stages(settings: Settings, db: Database) -> list[Stage]:
     return [IdentityStage(settings.identity)]
 
 
-def configure_basic_logging(settings: Settings) -> None:
+def configure_basic_logging(settings: Settings, *, role: Role = "all") -> None:
     log_dir = settings.engine.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [
-        logging.StreamHandler(),
-        logging.FileHandler(settings.logging.file or log_dir / "pfi.log", encoding="utf-8"),
-    ]
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if role != "workers" or BOOTSTRAP_ENV not in os.environ:  # a spawned worker's stdout
+        handlers.append(  # already goes to workers.log
+            logging.FileHandler(settings.logging.file or log_dir / "pfi.log", encoding="utf-8")
+        )
     logging.basicConfig(
         level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s [{role}] %(name)s: %(message)s",
         handlers=handlers,
         force=True,
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
-def run_engine(settings: Settings, *, with_simulators: bool = False) -> int:
-    configure_basic_logging(settings)
+def run_engine(
+    settings: Settings,
+    *,
+    role: Role = "all",
+    config_path: Path | None = None,
+    with_simulators: bool = False,
+) -> int:
+    configure_basic_logging(settings, role=role)
     if with_simulators:
-        log.info("simulators requested; none are available in this build yet")
-    return asyncio.run(Engine(settings).serve())
+        log.info("simulators requested; none are wired into `pfi run` yet")
+    try:
+        engine = Engine(settings, role=role, config_path=config_path)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    return asyncio.run(engine.serve())

@@ -62,7 +62,7 @@ def add_to_outbox(session: Session, records: Iterable[OutgoingRecord]) -> None:
     """Queue records for publication inside the caller's transaction."""
     rows = [outbox_row(r) for r in records]
     if rows:
-        session.execute(OutboxEvent.__table__.insert(), rows)
+        session.connection().execute(OutboxEvent.__table__.insert(), rows)
 
 
 class OutboxRelay:

@@ -97,6 +97,11 @@ class BatchOutcome:
     dead_lettered: int = 0
     emitted: int = 0
 
+    @property
+    def consumed(self) -> int:
+        """How many records of the batch this transaction took care of (a prefix)."""
+        return self.applied + self.skipped + self.dead_lettered
+
 
 class StageRunner:
     """Runs one stage in its own thread until stopped."""
@@ -113,6 +118,7 @@ class StageRunner:
         on_batch: Callable[[str, BatchOutcome, float], None] | None = None,
         max_batch: int = 500,
         poll_timeout_ms: int = 200,
+        max_transaction_s: float | None = None,
     ) -> None:
         self.stage = stage
         self._db = db
@@ -123,6 +129,7 @@ class StageRunner:
         self._on_batch = on_batch
         self._max_batch = max_batch
         self._poll_timeout_ms = poll_timeout_ms
+        self._max_transaction_s = max_transaction_s
         self._stop = threading.Event()
         self._rewind = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,30 +177,37 @@ class StageRunner:
                 self._update_lag(consumer)
                 if not polled:
                     continue
-                records = [rec for recs in polled.values() for rec in recs]
-                started = time.perf_counter()
-                try:
-                    outcome = self.process_batch([self._decode(r) for r in records])
-                except Exception as exc:  # outage: retry the same records
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning(
-                        "stage %s: %s; retrying batch in %.1fs",
-                        self.stage.name,
-                        self.last_error,
-                        backoff,
-                    )
-                    self._seek_back(consumer, polled)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
-                    continue
-                backoff = 0.5
-                self.last_error = None
-                self._commit(consumer, polled)
-                self.processed_total += len(records)
-                if outcome.emitted and self._on_emitted is not None:
-                    self._on_emitted()
-                if self._on_batch is not None:
-                    self._on_batch(self.stage.name, outcome, time.perf_counter() - started)
+                raw = [rec for recs in polled.values() for rec in recs]
+                records = [self._decode(r) for r in raw]
+                start = 0
+                while start < len(records) and not self._stop.is_set():
+                    started = time.perf_counter()
+                    try:
+                        outcome = self.process_batch(records[start:], self._max_transaction_s)
+                    except Exception as exc:  # outage: retry the same records
+                        self.last_error = f"{type(exc).__name__}: {exc}"
+                        log.warning(
+                            "stage %s: %s; retrying batch in %.1fs",
+                            self.stage.name,
+                            self.last_error,
+                            backoff,
+                        )
+                        self._seek_to(consumer, records[start:])
+                        self._stop.wait(backoff)
+                        backoff = min(backoff * 2, 30.0)
+                        break
+                    backoff = 0.5
+                    self.last_error = None
+                    done = records[start : start + outcome.consumed]
+                    self._commit(consumer, done)
+                    start += outcome.consumed
+                    self.processed_total += outcome.consumed
+                    if outcome.emitted and self._on_emitted is not None:
+                        self._on_emitted()
+                    if self._on_batch is not None:
+                        self._on_batch(self.stage.name, outcome, time.perf_counter() - started)
+                if start < len(records) and self._stop.is_set():
+                    self._seek_to(consumer, records[start:])
         finally:
             try:
                 consumer.close(autocommit=False)
@@ -247,9 +261,15 @@ class StageRunner:
             correlation_id=correlation.decode() if correlation else None,
         )
 
-    def process_batch(self, records: list[Record]) -> BatchOutcome:
-        """Apply a batch in one transaction (public for tests and benchmarks)."""
+    def process_batch(self, records: list[Record], budget_s: float | None = None) -> BatchOutcome:
+        """Apply records in one transaction (public for tests and benchmarks).
+
+        With a time budget, stop after the record that exhausts it: on SQLite the
+        transaction holds the database's only write lock, and the MLLP front door must
+        not wait behind a long batch. `outcome.consumed` says how many were handled.
+        """
         outcome = BatchOutcome()
+        deadline = time.perf_counter() + budget_s if budget_s is not None else None
         name = self.stage.name
         with self._db.transaction() as session:
             ids = [r.event_id for r in records if r.event_id is not None]
@@ -265,6 +285,8 @@ class StageRunner:
             ctx = StageContext(session)
             applied: list[int] = []
             for record in records:
+                if deadline is not None and outcome.consumed and time.perf_counter() > deadline:
+                    break
                 if record.event_id is not None and (
                     record.event_id in seen or record.event_id in applied
                 ):
@@ -295,7 +317,7 @@ class StageRunner:
                     applied.append(record.event_id)
             if applied:
                 now = utcnow()
-                session.execute(
+                session.connection().execute(
                     ProcessedEvent.__table__.insert(),
                     [{"consumer": name, "event_id": i, "processed_at": now} for i in applied],
                 )
@@ -348,15 +370,12 @@ class StageRunner:
         )
 
     # -- offsets -------------------------------------------------------------------
-    @staticmethod
-    def _last_offsets(polled: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
-        return {tp: recs[-1].offset for tp, recs in polled.items() if recs}
-
-    def _commit(self, consumer: KafkaConsumer, polled: dict[TopicPartition, list[Any]]) -> None:
-        offsets = {
-            tp: OffsetAndMetadata(last + 1, "", -1)
-            for tp, last in self._last_offsets(polled).items()
-        }
+    def _commit(self, consumer: KafkaConsumer, done: list[Record]) -> None:
+        last: dict[TopicPartition, int] = {}
+        for r in done:
+            tp = TopicPartition(self._topic, r.partition)
+            last[tp] = max(last.get(tp, -1), r.offset)
+        offsets = {tp: OffsetAndMetadata(o + 1, "", -1) for tp, o in last.items()}
         try:
             consumer.commit(offsets)
         except Exception as exc:  # a lost commit only means a harmless redelivery
@@ -366,11 +385,13 @@ class StageRunner:
                 exc,
             )
 
-    @staticmethod
-    def _seek_back(consumer: KafkaConsumer, polled: dict[TopicPartition, list[Any]]) -> None:
-        for tp, recs in polled.items():
-            if recs:
-                consumer.seek(tp, recs[0].offset)
+    def _seek_to(self, consumer: KafkaConsumer, pending: list[Record]) -> None:
+        """Go back to the first record not yet applied, on each partition."""
+        first: dict[int, int] = {}
+        for r in pending:
+            first[r.partition] = min(first.get(r.partition, r.offset), r.offset)
+        for partition, offset in first.items():
+            consumer.seek(TopicPartition(self._topic, partition), offset)
 
     def _seek_to_beginning(self, consumer: KafkaConsumer) -> None:
         parts = consumer.assignment()

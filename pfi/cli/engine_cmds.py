@@ -16,16 +16,32 @@ def register(app: typer.Typer) -> None:
 
 def run(
     config: ConfigOption = None,
+    role: Annotated[
+        str,
+        typer.Option(help="all (default) | intake (MLLP + HTTP only) | workers (relay + stages)"),
+    ] = "all",
     with_simulators: Annotated[
         bool,
         typer.Option(help="also start the DMP and MSSanté simulators (what `make run` does)"),
     ] = False,
 ) -> None:
     """Run the engine until SIGTERM or SIGINT, then drain and exit 0."""
+    from pfi.config import DEFAULT_CONFIG_PATH
     from pfi.engine import run_engine
 
+    if role not in ("all", "intake", "workers"):
+        typer.echo("--role must be all, intake or workers", err=True)
+        raise typer.Exit(2)
     settings = settings_or_exit(config)
-    raise typer.Exit(run_engine(settings, with_simulators=with_simulators))
+    path = config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
+    raise typer.Exit(
+        run_engine(
+            settings,
+            role=role,
+            config_path=path.resolve() if path else None,  # type: ignore[arg-type]
+            with_simulators=with_simulators,
+        )
+    )
 
 
 def migrate(config: ConfigOption = None) -> None:

@@ -27,6 +27,11 @@ class EngineSettings(Section):
     name: str = "PFI"
     data_dir: Path = Path("var")
     shutdown_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    worker_process: bool = Field(
+        default=True,
+        description="run the outbox relay and the stages in a child process (own core); "
+        "false runs them as threads of the engine process",
+    )
 
 
 class HttpSettings(Section):

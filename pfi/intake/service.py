@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 
 from pfi.bus.outbox import OutgoingRecord, add_to_outbox
 from pfi.bus.topics import INBOUND
 from pfi.config.model import SourceSettings
 from pfi.intake.policy import Assessment, assess, patient_identifiers
 from pfi.store.db import Database
+from pfi.store.ids import allocate_ids
 from pfi.store.models import Message, utcnow
 from pfi.transforms.hl7 import ErrorCode, Hl7Error
 from pfi.transforms.hl7.ack import AckDecision, build_ack, should_send_accept_ack
@@ -170,14 +171,9 @@ class IntakeService:
                     p.status = DUPLICATE  # id of the first is known after the insert
                 else:
                     first_in_batch[key] = index
-            rows = [self._message_row(p) for p in batch]
-            ids = (
-                session.execute(
-                    insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
-                )
-                .scalars()
-                .all()
-            )
+            ids = allocate_ids(session, Message.__table__, len(batch))
+            rows = [self._message_row(p) | {"id": i} for p, i in zip(batch, ids, strict=True)]
+            session.connection().execute(Message.__table__.insert(), rows)
             outgoing: list[OutgoingRecord] = []
             late_duplicates: list[tuple[int, int]] = []
             for p, message_id in zip(batch, ids, strict=True):

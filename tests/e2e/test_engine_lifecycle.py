@@ -60,15 +60,19 @@ def test_engine_becomes_ready_and_drains_on_signal_without_orphans(
     health = httpx.get(f"{engine.url}/healthz").json()
     assert health["status"] == "alive"
     ready = httpx.get(f"{engine.url}/readyz").json()
-    assert ready["checks"] == {"database": "up", "broker": "up"}
+    assert ready["checks"] == {"database": "up", "broker": "up", "workers": "up"}
     assert httpx.get(f"{engine.url}/metrics").status_code == 200
     tansu = broker_pid(engine)
+    assert engine.proc is not None
+    children = child_pids(engine.proc.pid)
+    assert tansu in children and len(children) == 2, "broker and worker process"
     started = time.monotonic()
     engine.signal(sig)
     assert engine.wait(timeout_s=10) == 0, engine.logs()
     assert time.monotonic() - started < 10
-    assert wait_for(lambda: not pid_alive(tansu), 3), "embedded broker left behind"
+    assert wait_for(lambda: not any(pid_alive(p) for p in children), 3), "orphans left behind"
     assert "engine stopped" in engine.logs()
+    assert "workers stopped" in (tmp_path / "var" / "logs" / "workers.log").read_text()
 
 
 def test_kill9_after_acks_then_restart_processes_every_message_once(
@@ -80,9 +84,12 @@ def test_kill9_after_acks_then_restart_processes_every_message_once(
     with MllpClient("127.0.0.1", engine.ports["DPI"]) as client:
         acks = client.send_many(encode(adt_a01(f"K{i}", f"IPP{i}")) for i in range(total))
     assert all(b"MSA|AA|" in a for a in acks)
-    tansu = broker_pid(engine)
+    assert engine.proc is not None
+    children = child_pids(engine.proc.pid)
     engine.kill9()  # right after the last AA: much is not yet published or processed
-    assert wait_for(lambda: not pid_alive(tansu), 5), "broker must die with the engine"
+    assert wait_for(lambda: not any(pid_alive(p) for p in children), 5), (
+        "broker and workers must die with the engine"
+    )
     db = Database(db_url)
     with db.reader() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == total
@@ -152,6 +159,7 @@ def test_readyz_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
     assert response is not None and response.status_code == 503
     assert response.json()["checks"]["database"] == "down"
     assert response.json()["checks"]["broker"] == "up"
+    assert response.json()["checks"]["workers"] == "up"
     engine.stop()
 
 

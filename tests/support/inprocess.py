@@ -18,6 +18,7 @@ def engine_settings(tmp_path: Path, db_url: str, **sources: dict[str, Any]) -> S
     settings = Settings()
     settings.engine.data_dir = tmp_path / "var"
     settings.engine.shutdown_timeout_s = 5
+    settings.engine.worker_process = False  # stages as threads: the test reads their effects
     settings.database.url = db_url
     settings.http.port = free_port()
     defaults = {

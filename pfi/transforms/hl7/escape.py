@@ -46,6 +46,11 @@ def unescape(value: str, seps: Separators, codec: str = "latin-1") -> str:
 def escape(value: str, seps: Separators) -> str:
     """Escape the delimiters of `value` so it can sit inside one HL7 field or component."""
     esc = seps.escape or "\\"
+    if not any(
+        c in value
+        for c in (esc, seps.field, seps.component, seps.subcomponent, seps.repetition, "\r", "\n")
+    ):
+        return value  # the common case: nothing to escape
     out = value.replace(esc, f"{esc}E{esc}")
     for char, code in (
         (seps.field, "F"),

@@ -135,8 +135,8 @@ def scan(
     """The header and the decoded segments (text), for callers that go on parsing."""
     raw = raw.lstrip(b"\r\n\t \xef\xbb\xbf")
     seps = read_separators(raw)
-    segments = split_segments(raw)
-    msh_raw = segments[0].decode("latin-1").split(seps.field)
+    msh_end = _segment_end(raw)
+    msh_raw = raw[:msh_end].decode("latin-1").split(seps.field)
     # MSH-1 is the separator itself: msh[n] is MSH-n for n >= 2 after this shift.
     msh = ["MSH", seps.field, *msh_raw[1:]]
     charset_field = _get(msh, 18).split(seps.repetition)[0].strip()
@@ -152,6 +152,8 @@ def scan(
     msh = ["MSH", seps.field, *segments_text[0].split(seps.field)[1:]]
 
     def comp(value: str, i: int) -> str:
+        if i == 0:
+            return unescape(value.partition(seps.component)[0], seps)
         parts = value.split(seps.component)
         return unescape(parts[i], seps) if i < len(parts) else ""
 
@@ -172,7 +174,9 @@ def scan(
     version_field = _get(msh, 12)
     version = comp(version_field, 0).strip()
     segment_ids = tuple(s[:3] for s in segments_text)
-    code = comp(msg_type, 0).strip().upper()
+    type_parts = [unescape(p, seps).strip().upper() for p in msg_type.split(seps.component)]
+    type_parts += ["", "", ""]
+    code = type_parts[0]
     header = MessageHeader(
         separators=seps,
         sending_application=comp(_get(msh, 3), 0),
@@ -181,8 +185,8 @@ def scan(
         receiving_facility=comp(_get(msh, 6), 0),
         message_datetime=comp(_get(msh, 7), 0),
         message_code=code,
-        trigger_event=comp(msg_type, 1).strip().upper(),
-        message_structure=comp(msg_type, 2).strip().upper(),
+        trigger_event=type_parts[1],
+        message_structure=type_parts[2],
         control_id=control_id,
         processing_id=comp(_get(msh, 11), 0),
         version=version,
@@ -222,6 +226,11 @@ def scan(
                 ErrorLocation("PID", field=3),
             )
     return header, segments_text
+
+
+def _segment_end(raw: bytes) -> int:
+    ends = [i for i in (raw.find(b"\r"), raw.find(b"\n")) if i >= 0]
+    return min(ends) if ends else len(raw)
 
 
 def split_segments_text(text: str) -> list[str]:

@@ -1,0 +1,27 @@
+"""Allocating primary keys for bulk inserts, so that rows can be inserted with one
+executemany and still be referred to (an outbox record names its message's id).
+
+RETURNING with a guaranteed row order is not available on SQLite for an autoincrement
+key: SQLAlchemy then falls back to one INSERT per row, which costs intake half its speed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Table, func, select, text
+from sqlalchemy.orm import Session
+
+
+def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
+    """`count` fresh ids for `table`, inside the caller's (write) transaction."""
+    if count == 0:
+        return []
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        rows = session.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": count},
+        ).scalars()
+        return sorted(int(r) for r in rows)
+    # SQLite: the caller holds the write lock (BEGIN IMMEDIATE), nobody else can insert.
+    start = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    return list(range(int(start) + 1, int(start) + 1 + count))
