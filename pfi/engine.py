@@ -35,6 +35,7 @@ from pfi.bus.worker_process import (
     BOOTSTRAP_ENV,
     WorkerProcess,
     announce_ready,
+    lower_priority,
     notifications_to,
 )
 from pfi.config.model import Settings
@@ -77,8 +78,16 @@ class Engine:
         self.config_path = config_path
         self.db = Database(
             settings.database_url,
-            sqlite_synchronous=settings.database.sqlite_synchronous,
+            # The ACK promise is the front door's: its commits reach the disk before the
+            # AA. Workers only derive state from what is already durable and apply it
+            # idempotently, so a commit of theirs lost to a power cut is simply redone.
+            sqlite_synchronous="NORMAL"
+            if role == "workers"
+            else settings.database.sqlite_synchronous,
             pool_size=settings.database.pool_size,
+            # SQLite: the front door polls for the write lock more often than the workers
+            lock_poll_s=0.002 if role == "workers" else 0.0005,
+            checkpoint_in_background=role != "workers",
         )
         self.stages = list(stages) if stages is not None else build_stages(settings, self.db)
         self.supervisor: BrokerSupervisor | None = None
@@ -90,6 +99,7 @@ class Engine:
         self.listeners: list[MllpListener] = []
         self._http: _HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
 
     # -- running -------------------------------------------------------------------
     async def serve(self) -> int:
@@ -127,6 +137,8 @@ class Engine:
     async def start(self) -> None:
         self.settings.engine.data_dir.mkdir(parents=True, exist_ok=True)
         if self.role == "workers":
+            if BOOTSTRAP_ENV in os.environ:  # spawned by the engine: the front door comes first
+                lower_priority()
             await asyncio.to_thread(self._wait_for_schema)
             await asyncio.to_thread(self._start_workers_here, self._worker_bootstrap())
             if BOOTSTRAP_ENV not in os.environ:  # standalone: health and metrics of its own
@@ -221,7 +233,18 @@ class Engine:
                 raise RuntimeError(f"HTTP server did not start on {http.host}:{http.port}")
             await asyncio.sleep(0.02)
 
+    async def _checkpoint_wal(self) -> None:
+        """SQLite: keep the WAL short, off the ACK path (see Database.checkpoint)."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.to_thread(self.db.checkpoint)
+            except Exception:
+                log.debug("WAL checkpoint failed; will retry", exc_info=True)
+
     async def _start_intake(self) -> None:
+        if self.db.is_sqlite:
+            self._checkpointer = asyncio.create_task(self._checkpoint_wal(), name="checkpoint")
         self.intake = IntakeService(
             self.db, self.settings.sources, on_committed=self._outbox_committed
         )
@@ -233,6 +256,8 @@ class Engine:
 
     async def shutdown(self) -> None:
         deadline = time.monotonic() + self.settings.engine.shutdown_timeout_s - 0.5
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
         for listener in self.listeners:
             await listener.stop(timeout_s=2.0)
         if self.intake is not None:

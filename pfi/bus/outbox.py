@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from pfi.bus import codec
 from pfi.bus.topics import Topic
 from pfi.store.db import Database
+from pfi.store.ids import fast_insert
 from pfi.store.models import OutboxEvent, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def add_to_outbox(session: Session, records: Iterable[OutgoingRecord]) -> None:
     """Queue records for publication inside the caller's transaction."""
     rows = [outbox_row(r) for r in records]
     if rows:
-        session.connection().execute(OutboxEvent.__table__.insert(), rows)
+        fast_insert(session, OutboxEvent.__table__, rows)
 
 
 class OutboxRelay:
@@ -187,6 +188,7 @@ class OutboxRelay:
                 .where(OutboxEvent.id.in_(ids), OutboxEvent.published_at.is_(None))
                 .values(published_at=utcnow())
             )
+        self._db.let_other_writers_in()
         self.published_total += len(ids)
         if self._on_published is not None:
             self._on_published(len(ids))
@@ -233,35 +235,48 @@ class OutboxRelay:
 
 
 def mark_completed(
-    db: Database, consumers_by_topic: Mapping[str, Iterable[str]], limit: int = 10000
+    db: Database, consumers_by_topic: Mapping[str, Iterable[str]], limit: int = 5000
 ) -> int:
-    """Flag published rows that every consumer group of their topic has applied."""
+    """Flag published rows that every consumer group of their topic has applied.
+
+    The search runs in a read snapshot (no write lock); only the short UPDATE of the ids
+    found takes the lock, so this bookkeeping never makes intake wait behind it.
+    """
     total = 0
-    now = utcnow()
-    with db.transaction() as session:
-        for topic, consumers in consumers_by_topic.items():
-            ids = (
-                select(OutboxEvent.id)
-                .where(
-                    OutboxEvent.topic == topic,
-                    OutboxEvent.completed_at.is_(None),
-                    OutboxEvent.published_at.is_not(None),
-                    *[
-                        exists().where(
-                            ProcessedEvent.consumer == consumer,
-                            ProcessedEvent.event_id == OutboxEvent.id,
+    for topic, consumers in consumers_by_topic.items():
+        while True:
+            with db.reader() as session:
+                ids = list(
+                    session.scalars(
+                        select(OutboxEvent.id)
+                        .where(
+                            OutboxEvent.topic == topic,
+                            OutboxEvent.completed_at.is_(None),
+                            OutboxEvent.published_at.is_not(None),
+                            *[
+                                exists().where(
+                                    ProcessedEvent.consumer == consumer,
+                                    ProcessedEvent.event_id == OutboxEvent.id,
+                                )
+                                for consumer in consumers
+                            ],
                         )
-                        for consumer in consumers
-                    ],
+                        .order_by(OutboxEvent.id)
+                        .limit(limit)
+                    )
                 )
-                .limit(limit)
-            )
-            result = session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id.in_(ids.scalar_subquery()))
-                .values(completed_at=now)
-            )
-            total += result.rowcount or 0
+            if not ids:
+                break
+            with db.transaction() as session:
+                session.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.id.in_(ids))
+                    .values(completed_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+            total += len(ids)
+            if len(ids) < limit:
+                break
     return total
 
 

@@ -89,7 +89,7 @@ class BrokerSupervisor:
 
     def republish_unfinished(self) -> int:
         """Mark what no consumer has finished as unpublished, for the relay to send again."""
-        mark_completed(self.db, self._consumers, limit=1_000_000)
+        mark_completed(self.db, self._consumers)
         count = reset_unfinished(self.db)
         if count:
             log.info("re-publishing %d unfinished outbox records", count)
@@ -182,7 +182,8 @@ class WorkerRuntime:
         self.relay.start()
         embedded = self.settings.embedded_broker
         assign = kafka.group_mode == "assign" or (kafka.group_mode == "auto" and embedded)
-        budget = 0.05 if self.db.is_sqlite else 0.5
+        # SQLite has one write lock: hold it briefly so the front door never waits long
+        budget = 0.005 if self.db.is_sqlite else 0.5
         for stage in self.stages:
             runner = StageRunner(
                 stage,

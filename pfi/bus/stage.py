@@ -200,6 +200,7 @@ class StageRunner:
                     self.last_error = None
                     done = records[start : start + outcome.consumed]
                     self._commit(consumer, done)
+                    self._db.let_other_writers_in()
                     start += outcome.consumed
                     self.processed_total += outcome.consumed
                     if outcome.emitted and self._on_emitted is not None:

@@ -160,6 +160,19 @@ class WorkerProcess:
                 self.restarts += 1
 
 
+#: Niceness of the worker process: when both compete for the CPU, the front door (MLLP
+#: ACKs) wins and the stages lag a little, never the other way round.
+WORKER_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """In the worker: yield the CPU to the engine's front door under contention."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        log.debug("could not lower the worker's priority", exc_info=True)
+
+
 def announce_ready() -> None:
     """In the worker: tell the engine we are up (once)."""
     fd = os.environ.pop(READY_FD_ENV, None)

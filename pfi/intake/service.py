@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 
 from pfi.bus.outbox import OutgoingRecord, add_to_outbox
 from pfi.bus.topics import INBOUND
 from pfi.config.model import SourceSettings
 from pfi.intake.policy import Assessment, assess, patient_identifiers
 from pfi.store.db import Database
-from pfi.store.ids import allocate_ids
+from pfi.store.ids import allocate_ids, fast_insert
 from pfi.store.models import Message, utcnow
 from pfi.transforms.hl7 import ErrorCode, Hl7Error
 from pfi.transforms.hl7.ack import AckDecision, build_ack, should_send_accept_ack
@@ -173,7 +173,7 @@ class IntakeService:
                     first_in_batch[key] = index
             ids = allocate_ids(session, Message.__table__, len(batch))
             rows = [self._message_row(p) | {"id": i} for p, i in zip(batch, ids, strict=True)]
-            session.connection().execute(Message.__table__.insert(), rows)
+            fast_insert(session, Message.__table__, rows)
             outgoing: list[OutgoingRecord] = []
             late_duplicates: list[tuple[int, int]] = []
             for p, message_id in zip(batch, ids, strict=True):
@@ -206,9 +206,9 @@ class IntakeService:
         window = max(p.settings.duplicate_window_s for p in batch)
         since = min(p.received_at for p in batch) - timedelta(seconds=window)
         found: dict[tuple[str, str, str], tuple[int, datetime]] = {}
-        key_list = sorted(keys)
-        for chunk_start in range(0, len(key_list), 300):
-            chunk = key_list[chunk_start : chunk_start + 300]
+        control_ids = sorted({k[2] for k in keys})
+        for chunk_start in range(0, len(control_ids), 500):
+            # control_id alone so that the index is used (row-value IN lists are scanned)
             rows = session.execute(
                 select(
                     Message.id,
@@ -216,16 +216,13 @@ class IntakeService:
                     Message.sending_facility,
                     Message.control_id,
                     Message.received_at,
-                ).where(
-                    Message.status == ACCEPTED,
-                    tuple_(
-                        Message.sending_application, Message.sending_facility, Message.control_id
-                    ).in_(chunk),
-                    Message.received_at >= since,
-                )
+                    Message.status,
+                ).where(Message.control_id.in_(control_ids[chunk_start : chunk_start + 500]))
             ).all()
             for row in rows:
                 key = (row.sending_application, row.sending_facility, row.control_id)
+                if row.status != ACCEPTED or key not in keys or row.received_at < since:
+                    continue
                 if key not in found or found[key][1] < row.received_at:
                     found[key] = (row.id, row.received_at)
         return found

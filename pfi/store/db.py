@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -20,26 +24,48 @@ class Database:
     transaction survives kill -9 and power loss alike: the MLLP ACK waits for it.
     """
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = 5,
+        lock_poll_s: float = 0.002,
+        checkpoint_in_background: bool = False,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.lock_poll_s = lock_poll_s
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             self.engine: Engine = create_engine(
                 url,
-                connect_args={"check_same_thread": False, "timeout": 30},
+                connect_args={"check_same_thread": False, "timeout": 0},
                 pool_size=pool_size,
                 max_overflow=10,
             )
-            event.listen(self.engine, "connect", _sqlite_pragmas(sqlite_synchronous))
+            event.listen(
+                self.engine,
+                "connect",
+                _sqlite_pragmas(
+                    sqlite_synchronous, busy_ms=0, autocheckpoint=not checkpoint_in_background
+                ),
+            )
             # Writers take the lock when they begin, not when they first write: a
             # deferred transaction that read a snapshot and then writes gets SQLITE_BUSY
             # at once (busy_timeout cannot help), which would make every writer retry.
-            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            # And they poll for it themselves: SQLite's busy handler sleeps up to 100 ms
+            # between tries, so a writer that commits and begins again at once (a stage
+            # working through a backlog) would starve the MLLP front door.
+            event.listen(self.engine, "begin", self._begin_immediate)
+            event.listen(self.engine, "commit", _report_long_lock)
+            event.listen(self.engine, "rollback", _report_long_lock)
             self.read_engine: Engine = create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": 30}
             )
-            event.listen(self.read_engine, "connect", _sqlite_pragmas(sqlite_synchronous))
+            event.listen(
+                self.read_engine, "connect", _sqlite_pragmas(sqlite_synchronous, busy_ms=30000)
+            )
             event.listen(self.read_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         else:
             self.engine = create_engine(
@@ -48,6 +74,36 @@ class Database:
             self.read_engine = self.engine
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    def _begin_immediate(self, conn: Connection) -> None:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                break
+            except OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(self.lock_poll_s)
+        conn.info["locked_at"] = time.perf_counter()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database file without blocking anyone (PASSIVE).
+
+        The front door's connections do not checkpoint on commit (that would put a file
+        copy and an fsync between a message and its ACK); a background thread calls this.
+        """
+        if self.is_sqlite:
+            with self.read_engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def let_other_writers_in(self) -> None:
+        """After a write, on SQLite: a short pause so that a writer waiting for the lock
+        (the front door) gets it before this one begins its next transaction."""
+        if self.is_sqlite:
+            time.sleep(0.003)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -75,20 +131,41 @@ class Database:
         self.read_engine.dispose()
 
 
+#: A write transaction holding SQLite's only write lock longer than this is logged: it
+#: is time the MLLP front door may have waited.
+LONG_LOCK_S = float(os.environ.get("PFI_SQLITE_LONG_LOCK_S", "0.1"))
+
+
+#: How long a writer waits for SQLite's write lock before giving up.
+LOCK_TIMEOUT_S = 30.0
+
+
+def _report_long_lock(conn: Connection) -> None:
+    started = conn.info.pop("locked_at", None)
+    if started is None:
+        return
+    held = time.perf_counter() - started
+    if held > LONG_LOCK_S:
+        caller = "".join(traceback.format_stack(limit=30)[:-3])
+        log.warning("SQLite write lock held %.0f ms by:\n%s", held * 1000, caller)
+
+
 def _ensure_sqlite_dir(url: str) -> None:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(synchronous: str):
+def _sqlite_pragmas(synchronous: str, *, busy_ms: int, autocheckpoint: bool = True):
     def on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see above)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        if not autocheckpoint:
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     return on_connect

@@ -41,8 +41,9 @@ class Message(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (
+        # control_id first: duplicate detection looks a batch of MSH-10 values up at once
         Index(
-            "ix_messages_sender_control", "sending_application", "sending_facility", "control_id"
+            "ix_messages_sender_control", "control_id", "sending_application", "sending_facility"
         ),
         Index("ix_messages_status_source", "status", "source"),
         Index("ix_messages_ipp", "ipp"),

@@ -54,7 +54,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_messages_received_at"), ["received_at"], unique=False)
         batch_op.create_index(
             "ix_messages_sender_control",
-            ["sending_application", "sending_facility", "control_id"],
+            ["control_id", "sending_application", "sending_facility"],
             unique=False,
         )
         batch_op.create_index("ix_messages_status_source", ["status", "source"], unique=False)
