@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pfi.cli import config_cmds, engine_cmds
+from pfi.cli import config_cmds, engine_cmds, observability_cmds
 
 app = typer.Typer(
     name="pfi",
@@ -16,3 +16,4 @@ app = typer.Typer(
 
 engine_cmds.register(app)
 config_cmds.register(app)
+observability_cmds.register(app)

@@ -253,3 +253,16 @@ def spec(name: str) -> MetricSpec:
 def exported_sample_names() -> frozenset[str]:
     """Every series name PFI's own metrics put on `/metrics`."""
     return frozenset(name for s in CATALOGUE for name in s.sample_names)
+
+
+def render_metrics_table() -> str:
+    """The metrics table of docs/metrics.md (kept equal to the catalogue by a test)."""
+    lines = [
+        "| metric | type | labels | set by | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in CATALOGUE:
+        labels = ", ".join(f"`{label}`" for label in s.labels) or "–"
+        origin = "store snapshot" if s.origin == "store" else "engine"
+        lines.append(f"| `{s.name}` | {s.kind} | {labels} | {origin} | {s.help} |")
+    return "\n".join(lines) + "\n"

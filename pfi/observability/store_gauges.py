@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -38,7 +38,7 @@ class HoldStats:
 class StoreSnapshot:
     """What the store knows now. Keys are bounded names (reasons, stages, lab sources).
 
-    Timestamps must be timezone-aware: the store keeps UTC.
+    Timestamps are aware, or naive UTC (what SQLite returns).
     """
 
     holds: Mapping[str, HoldStats] = field(default_factory=dict)
@@ -154,8 +154,9 @@ def _gauge(name: str) -> GaugeMetricFamily:
 
 
 def _age(now: float, since: datetime) -> float:
+    """Naive datetimes are UTC: the store keeps UTC, and SQLite hands them back naive."""
     if since.tzinfo is None:
-        raise ValueError(f"store snapshot timestamps must be timezone-aware, got {since!r}")
+        since = since.replace(tzinfo=UTC)
     return max(now - since.timestamp(), 0.0)
 
 
