@@ -32,6 +32,12 @@ def render_alerts(
     from pfi.observability.alert_rules import render_alert_rules
 
     settings = settings_or_exit(config)
+    for source in settings.observability.unwatched_sources(set(settings.sources)):
+        typer.echo(
+            f"warning: source {source} has no working hours under observability.feeds: "
+            "no silence or drop-off alert for it",
+            err=True,
+        )
     rules = render_alert_rules(settings.observability)
     if output is None:
         typer.echo(rules, nl=False)

@@ -147,7 +147,9 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _observed_sources_exist(self) -> Settings:
-        self.observability.check_sources(set(self.sources))
+        fitted = self.observability.for_sources(set(self.sources))
+        if fitted is not self.observability:
+            object.__setattr__(self, "observability", fitted)  # no re-validation loop
         return self
 
     @model_validator(mode="after")

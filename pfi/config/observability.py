@@ -452,14 +452,36 @@ class ObservabilitySettings(Section):
                 )
         return out
 
-    def check_sources(self, configured: set[str]) -> None:
-        """Raise ValueError when a feed or lab source is not a configured MLLP source."""
-        named = set(self.feeds) | set(self.nack_ratio.per_source)
-        if self.dmp_vs_crbio.enabled:
-            named |= set(self.dmp_vs_crbio.lab_sources)
+    def for_sources(self, configured: set[str]) -> ObservabilitySettings:
+        """These settings fitted to the configured sources, or ValueError.
+
+        What the file states explicitly must name configured sources; the built-in
+        defaults (feeds DPI, SGL, RIS; lab source SGL) are dropped for sources the
+        hospital does not have, so a pfi.yaml without an observability section works.
+        """
+        fitted = self
+        if "feeds" not in self.model_fields_set:
+            fitted = fitted.model_copy(
+                update={"feeds": {k: v for k, v in self.feeds.items() if k in configured}}
+            )
+        dmp = fitted.dmp_vs_crbio
+        if "lab_sources" not in dmp.model_fields_set:
+            labs = [s for s in dmp.lab_sources if s in configured]
+            dmp = dmp.model_copy(update={"lab_sources": labs or dmp.lab_sources})
+            if not labs:
+                dmp = dmp.model_copy(update={"enabled": False})
+            fitted = fitted.model_copy(update={"dmp_vs_crbio": dmp})
+        named = set(fitted.feeds) | set(fitted.nack_ratio.per_source)
+        if fitted.dmp_vs_crbio.enabled:
+            named |= set(fitted.dmp_vs_crbio.lab_sources)
         unknown = sorted(named - configured)
         if unknown:
             raise ValueError(
                 f"observability names source(s) {', '.join(unknown)} that are not under "
                 f"sources: (configured: {', '.join(sorted(configured)) or 'none'})"
             )
+        return fitted
+
+    def unwatched_sources(self, configured: set[str]) -> list[str]:
+        """Configured sources without working hours: no silence or drop-off alert."""
+        return sorted(configured - set(self.feeds))

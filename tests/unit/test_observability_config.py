@@ -178,3 +178,40 @@ def test_a_misspelt_key_points_at_its_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_settings(path, environ={})
     assert f"{path}:5: observability.feeds.SGL.silense_after: unknown key" in str(caught.value)
+
+
+def test_without_an_observability_section_defaults_fit_the_configured_sources(tmp_path):
+    path = tmp_path / "pfi.yaml"
+    path.write_text(
+        "sources:\n"
+        "  DPI: {port: 3000, allowed_message_types: [ADT]}\n"
+        "  LABO: {port: 3001, allowed_message_types: [ORU^R01]}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, environ={})
+    observability = settings.observability
+    assert list(observability.feeds) == ["DPI"]
+    assert observability.dmp_vs_crbio.enabled is False  # the default lab source SGL is absent
+    assert observability.unwatched_sources(set(settings.sources)) == ["LABO"]
+
+
+def test_the_render_command_warns_about_unwatched_sources(tmp_path):
+    from typer.testing import CliRunner
+
+    from pfi.cli import app
+
+    path = tmp_path / "pfi.yaml"
+    path.write_text(
+        "sources:\n"
+        "  LABO: {port: 3001, allowed_message_types: [ORU^R01]}\n"
+        "observability:\n"
+        "  dmp_vs_crbio: {lab_sources: [LABO]}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "alerts.yml"
+    result = CliRunner().invoke(
+        app, ["observability", "render-alerts", "-c", str(path), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "source LABO has no working hours" in result.output
+    assert 'source=~"LABO"' in out.read_text(encoding="utf-8")
