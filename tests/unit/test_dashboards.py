@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from pfi.observability.dashboards import (
+    PanelQuery,
     all_dashboards,
     dashboard_queries,
     render_dashboard,
@@ -98,3 +99,17 @@ def test_provisioning_points_grafana_at_prometheus_and_the_dashboards():
     for board in all_dashboards().values():
         for panel in board["panels"]:
             assert panel["datasource"]["uid"] == source["uid"]
+
+
+def test_alert_rules_query_only_metrics_the_engine_exports():
+    parsed = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+    queries = [PanelQuery(r.get("alert") or r["record"], r["expr"]) for r in parsed]
+    problems = unknown_metrics(queries, known_names())
+    assert problems == [], "\n".join(str(p) for p in problems)
+
+
+def test_an_alert_rule_on_a_metric_nobody_exports_is_reported():
+    queries = [PanelQuery("PfiTypo", "rate(pfi_messages_recieved_total[5m]) > 0")]
+    [problem] = unknown_metrics(queries, known_names())
+    assert problem.metric == "pfi_messages_recieved_total"
+    assert str(problem).startswith("PfiTypo: pfi_messages_recieved_total")
