@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pfi.config.observability import ObservabilitySettings
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 MESSAGE_TYPE = re.compile(r"^[A-Z0-9]{3}(\^[A-Z0-9]{3})?$")
 
@@ -177,6 +179,14 @@ class Settings(Section):
     )
     identity: IdentitySettings = IdentitySettings()
     logging: LoggingSettings = LoggingSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+
+    @model_validator(mode="after")
+    def _observed_sources_exist(self) -> Settings:
+        fitted = self.observability.for_sources(set(self.sources))
+        if fitted is not self.observability:
+            object.__setattr__(self, "observability", fitted)  # no re-validation loop
+        return self
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
