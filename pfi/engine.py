@@ -111,7 +111,7 @@ class Engine:
     async def _start_http(self) -> None:
         http = self.settings.http
         config = uvicorn.Config(
-            create_app(self.readiness),
+            create_app(self.readiness, db=self.db),
             host=http.host,
             port=http.port,
             log_level="warning",

@@ -303,9 +303,12 @@ def test_tls_listener_requires_a_client_certificate_from_its_ca(tmp_path: Path, 
         with MllpClient("127.0.0.1", engine.port("SGL"), ssl_context=good) as client:
             assert ack_fields(client.send(oru("TLS1")))["code"] == "AA"
         for cert, key in ((None, None), (pki.stranger_cert, pki.stranger_key)):
-            with pytest.raises(MllpError), MllpClient(
-                "127.0.0.1", engine.port("SGL"), ssl_context=context(cert, key), timeout_s=5
-            ) as client:
+            with (
+                pytest.raises(MllpError),
+                MllpClient(
+                    "127.0.0.1", engine.port("SGL"), ssl_context=context(cert, key), timeout_s=5
+                ) as client,
+            ):
                 client.send(oru("TLS2"))
         with (  # plain TCP on a TLS port gets nothing
             pytest.raises(MllpError),
