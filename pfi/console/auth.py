@@ -128,6 +128,37 @@ class TokenAuthenticator:
             log.warning("could not record last use of token %s", token_id, exc_info=True)
 
 
+class RefusalLog:
+    """Logs refused tokens without letting a client flood the log: per client address,
+    the first refusal of each minute is logged, with how many were left out before it."""
+
+    def __init__(self, every: timedelta = timedelta(minutes=1), max_clients: int = 10_000) -> None:
+        self.every = every
+        self.max_clients = max_clients
+        self._seen: dict[str, tuple[datetime, int]] = {}
+        self._lock = threading.Lock()
+
+    def log(self, client: str, what: str, reason: str, token_id: str | None) -> None:
+        now = utcnow()
+        with self._lock:
+            last, skipped = self._seen.get(client, (None, 0))
+            if last is not None and now - last < self.every:
+                self._seen[client] = (last, skipped + 1)
+                return
+            if len(self._seen) >= self.max_clients:
+                self._seen.clear()
+            self._seen[client] = (now, 0)
+        log.warning(
+            "API authentication refused from %s for %s: %s (token id %s)%s",
+            client,
+            what,
+            reason,
+            token_id or "-",
+            f"; {skipped} more refusal(s) from this address not logged" if skipped else "",
+        )
+
+
+_refusals = RefusalLog()
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="PFI token",
@@ -152,13 +183,11 @@ def require(role: Role | str) -> Callable[..., Principal]:
         try:
             principal = authenticator.authenticate(credentials.credentials)
         except AuthenticationError as exc:
-            log.warning(
-                "API authentication refused from %s for %s %s: %s (token id %s)",
+            _refusals.log(
                 request.client.host if request.client else "?",
-                request.method,
-                request.url.path,
+                f"{request.method} {request.url.path}",
                 exc.reason,
-                token_id_of(credentials.credentials) or "-",
+                token_id_of(credentials.credentials),
             )
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -179,10 +208,4 @@ def require(role: Role | str) -> Callable[..., Principal]:
         request.state.principal = principal
         return principal
 
-    authenticated_principal.required_role = needed  # type: ignore[attr-defined]
     return authenticated_principal
-
-
-def required_role(dependency: Callable[..., object]) -> Role | None:
-    """The role a `require(...)` dependency demands, or None for any other callable."""
-    return getattr(dependency, "required_role", None)

@@ -26,7 +26,7 @@ import secrets
 from dataclasses import dataclass
 
 PREFIX = "pfi"
-_TOKEN = re.compile(r"^pfi_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_TOKEN = re.compile(r"pfi_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def token_digest(token: str) -> str:
 
 def token_id_of(token: str) -> str | None:
     """The lookup id of a well-formed token, or None: malformed tokens never reach the DB."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     return match.group(1) if match else None
 
 
