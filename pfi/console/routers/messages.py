@@ -44,7 +44,9 @@ class MessageSummary(BaseModel):
     sending_facility: str
     control_id: str
     message_type: str
-    status: MessageStatus
+    status: str
+    """accepted (ACK AA, processed), rejected (AE/AR, kept with its reason) or duplicate
+    (same sender and MSH-10 seen before: ACKed again, not processed twice)."""
     ack_code: str
     ipp: str | None
     ins: str | None

@@ -13,10 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
 
 from pfi.console.audit import record_read
 from pfi.console.deps import AUTH_RESPONSES, DatabaseDep, Viewer
 from pfi.identity import queries
+from pfi.store.models import Patient
 
 router = APIRouter(prefix="/patients", tags=["patients"], responses=AUTH_RESPONSES)
 
@@ -96,25 +98,7 @@ def get_patient(
     key: Annotated[str, Path(min_length=1, max_length=64, description="an IPP or an INS")],
 ) -> PatientLookup:
     with db.reader() as session:
-        found = queries.find_patients(session, key)
-        patients = [
-            PatientView.model_validate(
-                {
-                    **{
-                        name: getattr(p, name)
-                        for name in PatientView.model_fields
-                        if hasattr(p, name) and name not in ("identifiers", "history")
-                    },
-                    "identifiers": [PatientIdentifierView.model_validate(i) for i in p.identifiers],
-                    "absorbed_patient_ids": queries.absorbed_into(session, p.id),
-                    "linked_patient_ids": queries.links(session, p.id),
-                    "history": [
-                        PatientEventView.model_validate(e) for e in queries.history(session, p.id)
-                    ],
-                }
-            )
-            for p in found
-        ]
+        patients = [_patient_view(session, p) for p in queries.find_patients(session, key)]
     record_read(
         db,
         principal,
@@ -129,3 +113,15 @@ def get_patient(
     if not patients:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no patient with IPP or INS {key!r}")
     return PatientLookup(key=key, patients=patients)
+
+
+def _patient_view(session: Session, patient: Patient) -> PatientView:
+    columns = Patient.__table__.columns
+    traits = {name: getattr(patient, name) for name in PatientView.model_fields if name in columns}
+    return PatientView(
+        **traits,
+        identifiers=[PatientIdentifierView.model_validate(i) for i in patient.identifiers],
+        absorbed_patient_ids=queries.absorbed_into(session, patient.id),
+        linked_patient_ids=queries.links(session, patient.id),
+        history=[PatientEventView.model_validate(e) for e in queries.history(session, patient.id)],
+    )
