@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pfi.cli import config_cmds, engine_cmds, intake_cmds, observability_cmds
+from pfi.cli import config_cmds, engine_cmds, intake_cmds, users_cmds
 from pfi.cli.simulate import simulate_app
 
 app = typer.Typer(
@@ -19,4 +20,5 @@ engine_cmds.register(app)
 config_cmds.register(app)
 intake_cmds.register(app)
 observability_cmds.register(app)
+users_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

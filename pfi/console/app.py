@@ -1,7 +1,11 @@
 """The engine's HTTP application: open health and metrics endpoints, and the ops API.
 
-Only `/healthz`, `/readyz` and `/metrics` are open; everything that reads patient data
-or changes state sits behind authentication (added with the routing issue).
+`/healthz`, `/readyz` and `/metrics` are open: orchestrators and Prometheus call them
+and they reveal no patient data. Everything under `/api` that reads patient data or
+changes state requires a bearer token whose user's role covers the endpoint's
+(`pfi.console.auth.require`), and is audited (`pfi.console.audit`). The API's own
+description (`/api/docs`, `/api/openapi.json`) is open: it holds no data, and its
+"Authorize" button is how an operator tries the API with their token.
 """
 
 from __future__ import annotations
@@ -11,10 +15,20 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from pfi import __version__
+from pfi.console.auth import TokenAuthenticator
+from pfi.console.routers import API_ROUTERS
 from pfi.observability.health import Readiness
+from pfi.store import Database
 
 
-def create_app(readiness: Readiness, registry: CollectorRegistry = REGISTRY) -> FastAPI:
+def create_app(
+    readiness: Readiness,
+    registry: CollectorRegistry = REGISTRY,
+    *,
+    db: Database | None = None,
+    authenticator: TokenAuthenticator | None = None,
+) -> FastAPI:
+    """The HTTP app; the ops API under /api is mounted only when a store is given."""
     app = FastAPI(
         title="PFI",
         version=__version__,
@@ -38,5 +52,11 @@ def create_app(readiness: Readiness, registry: CollectorRegistry = REGISTRY) -> 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    if db is not None:
+        app.state.db = db
+        app.state.authenticator = authenticator or TokenAuthenticator(db)
+        for router in API_ROUTERS:
+            app.include_router(router, prefix="/api")
 
     return app

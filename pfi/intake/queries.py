@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from pfi.store.models import Message
 
@@ -18,10 +18,19 @@ class MessageFilter:
     ipp: str | None = None
     ins: str | None = None
     limit: int = 50
+    #: paging: only messages older than this id (the last id of the previous page)
+    before_id: int | None = None
+    #: False leaves the raw bytes (up to several MB each) unloaded, for listings
+    with_raw: bool = True
 
 
 def find_messages(session: Session, f: MessageFilter) -> list[Message]:
+    """Newest first."""
     query = select(Message).order_by(Message.id.desc()).limit(f.limit)
+    if not f.with_raw:
+        query = query.options(defer(Message.raw, raiseload=True))
+    if f.before_id:
+        query = query.where(Message.id < f.before_id)
     if f.source:
         query = query.where(Message.source == f.source)
     if f.status:

@@ -5,8 +5,10 @@ from pfi.store.models.base import Base, utcnow
 from pfi.store.models.bus import DeadLetter, OutboxEvent, ProcessedEvent
 from pfi.store.models.messages import Message
 from pfi.store.models.patients import Patient, PatientEvent, PatientIdentifier, PatientLink
+from pfi.store.models.users import ApiToken, User
 
 __all__ = [
+    "ApiToken",
     "AuditEntry",
     "Base",
     "DeadLetter",
@@ -17,5 +19,6 @@ __all__ = [
     "PatientIdentifier",
     "PatientLink",
     "ProcessedEvent",
+    "User",
     "utcnow",
 ]

@@ -1,0 +1,10 @@
+"""One router per concept under /api; each protects its routes with `require(role)`.
+
+Later capabilities add theirs here (holds, deliveries, inbound) and to `API_ROUTERS`.
+"""
+
+from pfi.console.routers import audit, messages, patients
+
+API_ROUTERS = [messages.router, patients.router, audit.router]
+
+__all__ = ["API_ROUTERS"]
