@@ -413,11 +413,13 @@ class _Decider:
                     else RecipientRole.COPY
                 )
                 matching = [r for r in self.inp.recipients if r.role is role]
-                if not matching:
+                if not matching and role is RecipientRole.PRESCRIBER:
                     self._warn(
-                        f"route {route.name!r} sends to {target.name} but no {role.value} "
+                        f"route {route.name!r} sends to the prescriber but no prescriber "
                         "MSSanté address is known"
                     )
+                elif not matching:
+                    self._step("route", target.name, "no copy recipient with an MSSanté address")
                 for recipient in matching:
                     self._add(wants, self._pro_want(recipient), by)
         self._kept_against_route(wants, route)

@@ -38,6 +38,11 @@ class Recipient:
         object.__setattr__(self, "role", RecipientRole(self.role))
         if "@" not in self.address:
             raise ValueError(f"recipient {self.name or '?'}: not a mail address: {self.address!r}")
+        if self.address.strip().lower().endswith("@" + PATIENT_MAIL_DOMAIN):
+            raise ValueError(
+                f"recipient {self.address!r} is the patient's mailbox: pass it as "
+                "patient_address (the patient's mail follows the INS rules)"
+            )
 
 
 @dataclass(frozen=True, slots=True)

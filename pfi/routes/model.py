@@ -326,11 +326,20 @@ class Acks(RoutesSection):
     read: bool | None = None
 
 
+def _text_with_words(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a text, or no key at all for the default")
+    return value
+
+
+MailText = Annotated[str, AfterValidator(_text_with_words)]
+
+
 class MailBodies(RoutesSection):
     """Mail body text when the sender sent no CORPSMAIL_PS / CORPSMAIL_PATIENT."""
 
-    ps: str | None = None
-    patient: str | None = None
+    ps: MailText | None = None
+    patient: MailText | None = None
 
 
 class MailBodiesByAction(RoutesSection):
@@ -379,18 +388,11 @@ class Defaults(RoutesSection):
     @classmethod
     def _bodies_for_updates(cls, bodies: MailBodiesByAction) -> MailBodiesByAction:
         # The volet: without CORPSMAIL_*, the GESTIONNAIRE fills a default body for a
-        # replacement or a deletion, so that the recipient knows what the mail is about.
+        # replacement or a deletion, so a file that leaves one out keeps the built-in one.
         merged = {}
         for action in (Action.REPLACEMENT, Action.DELETION):
             given = bodies.for_action(action)
             default = DEFAULT_MAIL_BODIES.for_action(action)
-            for who in ("ps", "patient"):
-                value = getattr(given, who)
-                if value is not None and not value.strip():
-                    raise ValueError(
-                        f"a non-empty {action.value}.{who} (a replacement or deletion mail "
-                        "needs a body saying what it is)"
-                    )
             merged[action.value] = MailBodies(
                 ps=given.ps if given.ps is not None else default.ps,
                 patient=given.patient if given.patient is not None else default.patient,
