@@ -153,6 +153,13 @@ class _Decider:
         return self._sender_says("MODIF_CONF_CODE") is True
 
     @property
+    def masking_update_only(self) -> bool:
+        """MODIF_CONF_CODE=Y on the same document (not a new version): only its masking
+        changes. A replacement with MODIF_CONF_CODE=Y (the volet's T10 example) is a new
+        version that carries the new masking itself."""
+        return self.modif_conf and self.inp.action is Action.INITIAL
+
+    @property
     def announcement_active(self) -> bool:
         return (
             self.hold_rule is not None
@@ -272,7 +279,8 @@ class _Decider:
         self._step(
             "hold",
             HoldKind.ANNOUNCEMENT.value,
-            "released by the sender's visibility update (MODIF_CONF_CODE=Y, INVISIBLE_PATIENT=N)",
+            "any pending announcement hold on this document is released by the sender's "
+            "visibility update (MODIF_CONF_CODE=Y, INVISIBLE_PATIENT=N)",
         )
 
     # -- masking -------------------------------------------------------------------------
@@ -473,10 +481,15 @@ class _Decider:
         )
 
     def _earlier_recipients(self, wants: dict[str, _Want]) -> None:
-        is_update = self.inp.action is Action.REPLACEMENT or self.modif_conf
-        if not is_update or not self.routes.defaults.replacement_to_earlier_recipients:
+        if self.masking_update_only:
+            earlier = {k for k in self.inp.delivered_before if k == "dmp"}
+        elif self.inp.action is Action.REPLACEMENT:
+            if not self.routes.defaults.replacement_to_earlier_recipients:
+                return
+            earlier = set(self.inp.delivered_before)
+        else:
             return
-        for key in sorted(self.inp.delivered_before):
+        for key in sorted(earlier):
             want = wants.get(key)
             if want is not None and not want.refusal:
                 continue
@@ -562,7 +575,7 @@ class _Decider:
         operation = self._operation(want)
         if (
             not refusal
-            and self.modif_conf
+            and self.masking_update_only
             and want.kind is not DestinationKind.DMP
             and want.key in self.inp.delivered_before
         ):
@@ -693,7 +706,7 @@ class _Decider:
         if self.deleting:
             return Operation.DELETE
         earlier = want.key in self.inp.delivered_before
-        if want.kind is DestinationKind.DMP and earlier and self.modif_conf:
+        if want.kind is DestinationKind.DMP and earlier and self.masking_update_only:
             return Operation.UPDATE_MASKING
         if earlier and self.inp.action is Action.REPLACEMENT:
             return Operation.REPLACE

@@ -315,21 +315,39 @@ ROWS: dict[str, Row] = {
         {"dmp": send(), PRESCRIBER_KEY: send(), "mss_patient": send()},
         route="imaging reports to DMP, prescriber and patient",
     ),
-    "sender-visibility-update-releases-announcement": Row(
+    "sender-new-version-making-report-visible-releases-announcement": Row(
         "shipped",
         imaging(
             action=Action.REPLACEMENT,
             sender_metadata=meta(MODIF_CONF_CODE="Y", **ALL_ASKED),
             delivered_before={"dmp", PRESCRIBER_KEY},
         ),
+        {"dmp": send("replace"), PRESCRIBER_KEY: send("replace"), "mss_patient": send()},
+        masking={"invisible_patient": (False, Origin.SENDER)},
+        released=(HoldKind.ANNOUNCEMENT,),
+    ),
+    "sender-masking-update-of-the-same-version-updates-the-dmp-only": Row(
+        "shipped",
+        imaging(
+            sender_metadata=meta(MODIF_CONF_CODE="Y", **ALL_ASKED),
+            delivered_before={"dmp", PRESCRIBER_KEY},
+        ),
         {
             "dmp": send("update_masking"),
-            PRESCRIBER_KEY: refuse(
-                "already delivered: a mailbox cannot take a masking update", op="replace"
-            ),
+            PRESCRIBER_KEY: refuse("already delivered: a mailbox cannot take a masking update"),
             "mss_patient": send(),
         },
         masking={"invisible_patient": (False, Origin.SENDER)},
+        released=(HoldKind.ANNOUNCEMENT,),
+    ),
+    "masking-update-does-not-mail-earlier-recipients-again": Row(
+        "shipped",
+        lab(
+            sender_metadata=meta(MODIF_CONF_CODE="Y", MASQUE_PS="Y", DESTDMP="Y"),
+            delivered_before={"dmp", PRESCRIBER_KEY, "mss_patient"},
+        ),
+        {"dmp": send("update_masking")},
+        masking={"masque_ps": (True, Origin.SENDER)},
         released=(HoldKind.ANNOUNCEMENT,),
     ),
     "operator-hides-report-from-patient": Row(
@@ -467,7 +485,7 @@ ROWS: dict[str, Row] = {
             sender_metadata=meta(MODIF_CONF_CODE="Y", DESTDMP="Y", DESTMSSANTEPAT="Y"),
             delivered_before={"dmp"},
         ),
-        {"dmp": send("update_masking"), "mss_patient": hold(ANNOUNCEMENT)},
+        {"dmp": send("replace"), "mss_patient": hold(ANNOUNCEMENT)},
         masking={"invisible_patient": (True, Origin.ROUTE)},
         released=(),
     ),
