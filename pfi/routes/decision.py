@@ -40,13 +40,7 @@ from pfi.routes.inputs import (
     destination_key,
 )
 from pfi.routes.metadata import SenderMetadata
-from pfi.routes.model import (
-    Action,
-    HoldKind,
-    HoldRule,
-    Route,
-    Routes,
-)
+from pfi.routes.model import Action, HoldKind, HoldRule, Routes
 from pfi.routes.outcome import (
     AckRequests,
     Destination,
@@ -60,6 +54,7 @@ from pfi.routes.outcome import (
     RoutingDecision,
     TraceStep,
 )
+from pfi.routes.plan import RoutePlan
 
 INS_NOT_QUALIFIED = "INS not qualified"
 PATIENT_OPPOSITION = "refused by patient (opposition)"
@@ -116,10 +111,10 @@ class _Want:
     sender_asked: bool = False
     refusal: str = ""
     no_reply: bool = False
+    key: str = field(init=False)
 
-    @property
-    def key(self) -> str:
-        return destination_key(self.kind, self.address)
+    def __post_init__(self) -> None:
+        self.key = destination_key(self.kind, self.address)
 
 
 class _Decider:
@@ -133,8 +128,13 @@ class _Decider:
         self.warnings: list[str] = []
         self.released: set[HoldKind] = set(routing_input.released_holds)
         self.released_now: list[HoldKind] = []
-        self.route: Route | None = None
+        self.route: RoutePlan | None = None
         self.hold_rule: HoldRule | None = None
+        self.modif_conf = self._sender_says("MODIF_CONF_CODE") is True
+        # MODIF_CONF_CODE=Y on the same document (not a new version): only its masking
+        # changes. A replacement with MODIF_CONF_CODE=Y (the volet's T10 example) is a
+        # new version that carries the new masking itself.
+        self.masking_update_only = self.modif_conf and routing_input.action is Action.INITIAL
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -147,17 +147,6 @@ class _Decider:
 
     def _sender_says(self, name: str) -> bool | None:
         return self.meta.flag(name) if self.meta is not None else None
-
-    @property
-    def modif_conf(self) -> bool:
-        return self._sender_says("MODIF_CONF_CODE") is True
-
-    @property
-    def masking_update_only(self) -> bool:
-        """MODIF_CONF_CODE=Y on the same document (not a new version): only its masking
-        changes. A replacement with MODIF_CONF_CODE=Y (the volet's T10 example) is a new
-        version that carries the new masking itself."""
-        return self.modif_conf and self.inp.action is Action.INITIAL
 
     @property
     def announcement_active(self) -> bool:
@@ -230,16 +219,17 @@ class _Decider:
         flags = {
             attr: self._sender_says(hl7) is True for hl7, attr in _MASKING_ATTRS
         }  # no MetaDMPMSS: every flag N
-        self.route = self.routes.first_match(
-            source=inp.source,
-            document=inp.document_kind.value,
-            code=inp.document_code,
-            action=inp.action.value,
-            confidentiality=inp.confidentiality,
-            has_metadata=self.meta is not None,
-            ins_qualified=self.patient.ins_qualified,
-            flags=flags,
+        facts = (
+            inp.source,
+            inp.document_kind.value,
+            inp.document_code,
+            inp.action.value,
+            inp.confidentiality,
+            self.meta is not None,
+            self.patient.ins_qualified,
+            flags,
         )
+        self.route = next((r for r in self.routes.plan() if r.matches(*facts)), None)
         if self.route is None:
             self._step(
                 "route",
@@ -287,8 +277,7 @@ class _Decider:
 
     def _masking(self) -> Masking:
         route = self.route
-        target = route.target("dmp") if route else None
-        dmp_options = target.dmp if target else None
+        dmp_options = route.dmp if route else None
         flags: dict[str, MaskingFlag] = {}
         for hl7, attr in _MASKING_ATTRS:
             sender = self._sender_says(hl7)
@@ -387,37 +376,29 @@ class _Decider:
         if route is None:
             return
         by = f"route {route.name!r}"
-        for target in route.to:
-            gate = (
-                "DESTDMP"
-                if target.name == "dmp"
-                else ("DESTMSSANTEPAT" if target.name == "mss_patient" else "DESTMSSANTEPS")
-            )
+        for target in route.targets:
+            gate = target.gate
             if self._sender_says(gate) is False and not target.always:
                 self._step("route", target.name, f"not added: the sender said {gate}=N")
                 continue
             if self._sender_says(gate) is False:
                 self._step("route", target.name, f"added despite {gate}=N (always: true)")
-            if target.dmp is not None:
+            if target.name == "dmp":
                 self._add(wants, _Want(DestinationKind.DMP, "dmp"), by)
-            elif target.mss_patient is not None:
+            elif target.name == "mss_patient":
                 self._add(
                     wants,
-                    _Want(
-                        DestinationKind.MSS_PATIENT, "patient", no_reply=target.mss_patient.no_reply
-                    ),
+                    _Want(DestinationKind.MSS_PATIENT, "patient", no_reply=target.no_reply),
                     by,
                 )
-            elif target.mss_address is not None:
+            elif target.name == "mss_address":
                 self._add(
-                    wants,
-                    _Want(DestinationKind.MSS_PRO, "fixed", address=target.mss_address.address),
-                    by,
+                    wants, _Want(DestinationKind.MSS_PRO, "fixed", address=target.address), by
                 )
             else:
                 role = (
                     RecipientRole.PRESCRIBER
-                    if target.mss_prescriber is not None
+                    if target.name == "mss_prescriber"
                     else RecipientRole.COPY
                 )
                 matching = [r for r in self.inp.recipients if r.role is role]
@@ -432,11 +413,11 @@ class _Decider:
                     self._add(wants, self._pro_want(recipient), by)
         self._kept_against_route(wants, route)
 
-    def _kept_against_route(self, wants: dict[str, _Want], route: Route) -> None:
+    def _kept_against_route(self, wants: dict[str, _Want], route: RoutePlan) -> None:
         """The sender asked for destinations this route does not list: keep, and say so."""
         if self.meta is None:
             return
-        listed = {t.name for t in route.to}
+        listed = route.target_names
         missing: list[str] = []
         if self.meta.says_yes("DESTDMP") and "dmp" not in listed:
             missing.append("dmp (DESTDMP=Y)")
@@ -715,7 +696,7 @@ class _Decider:
     # -- acknowledgements and mail bodies ------------------------------------------------
 
     def _acks(self) -> AckRequests:
-        route_acks = self.route.acks if self.route else None
+        route_acks = self.route.route.acks if self.route else None
         defaults = self.routes.defaults.acks
         values: list[tuple[bool, Origin]] = []
         for hl7, attr in (("ACK_RECEPTION", "reception"), ("ACK_LECTURE_MSS", "read")):
@@ -731,7 +712,7 @@ class _Decider:
 
     def _mail(self) -> MailContent:
         action = self.inp.action
-        route_bodies = self.route.mail_bodies.for_action(action) if self.route else None
+        route_bodies = self.route.route.mail_bodies.for_action(action) if self.route else None
         default_bodies = self.routes.defaults.mail_bodies.for_action(action)
         out: list[tuple[str, Origin]] = []
         for hl7, who in (("CORPSMAIL_PS", "ps"), ("CORPSMAIL_PATIENT", "patient")):

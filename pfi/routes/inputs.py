@@ -100,10 +100,9 @@ def destination_key(kind: DestinationKind | str, address: str = "") -> str:
     once the INS is qualified), so that a mail held for the identity is the same ledger
     row as the mail sent after qualification.
     """
-    kind = DestinationKind(kind)
-    if kind is DestinationKind.MSS_PRO:
+    if kind == "mss_pro":
         return f"mss_pro:{address.strip().lower()}"
-    return kind.value
+    return DestinationKind(kind).value
 
 
 @dataclass(frozen=True, slots=True)

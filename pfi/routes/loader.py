@@ -32,6 +32,5 @@ def load_routes(path: Path, *, known_sources: Iterable[str] | None = None) -> Ro
     problems = routes.problems(known_sources)
     if problems:
         raise ConfigError([doc.problem(key_path, expected) for key_path, expected in problems])
-    for i, route in enumerate(routes.routes):
-        route.at_line(doc.lines.get(("routes", i)))
+    routes.locate([doc.lines.get(("routes", i)) for i in range(len(routes.routes))])
     return routes

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -34,6 +34,9 @@ from pydantic import (
 )
 
 from pfi.config.loader import dotted
+
+if TYPE_CHECKING:
+    from pfi.routes.plan import RoutePlan
 
 KeyPath = tuple[str | int, ...]
 
@@ -421,19 +424,6 @@ class Route(RoutesSection):
     mail_bodies: MailBodiesByAction = MailBodiesByAction()
 
     _line: int | None = PrivateAttr(default=None)
-    _sources: frozenset[str] = PrivateAttr(default=frozenset())
-    _documents: frozenset[str] = PrivateAttr(default=frozenset())
-    _codes: frozenset[str] = PrivateAttr(default=frozenset())
-    _actions: frozenset[str] = PrivateAttr(default=frozenset())
-    _confidentiality: frozenset[str] = PrivateAttr(default=frozenset())
-
-    def model_post_init(self, context: Any, /) -> None:
-        # Sets once, so that matching costs a few lookups per document.
-        self._sources = frozenset(self.source_match.source)
-        self._documents = frozenset(d.value for d in self.source_match.document)
-        self._codes = frozenset(self.source_match.code)
-        self._actions = frozenset(a.value for a in self.when.action)
-        self._confidentiality = frozenset(self.when.confidentiality)
 
     @field_validator("to")
     @classmethod
@@ -493,39 +483,6 @@ class Route(RoutesSection):
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.to if t.name == name), None)
-
-    def matches(
-        self,
-        *,
-        source: str,
-        document: str,
-        code: str,
-        action: str,
-        confidentiality: str,
-        has_metadata: bool,
-        ins_qualified: bool,
-        flags: dict[str, bool],
-    ) -> bool:
-        if self._sources and source not in self._sources:
-            return False
-        if self._documents and document not in self._documents:
-            return False
-        if self._codes and code not in self._codes:
-            return False
-        if self._actions and action not in self._actions:
-            return False
-        if self._confidentiality and confidentiality not in self._confidentiality:
-            return False
-        w = self.when
-        if w.sender_metadata is not None and w.sender_metadata != has_metadata:
-            return False
-        if w.ins_qualified is not None and w.ins_qualified != ins_qualified:
-            return False
-        for flag in ("masque_ps", "invisible_patient", "invisible_rep_legaux"):
-            wanted = getattr(w, flag)
-            if wanted is not None and wanted != flags[flag]:
-                return False
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,6 +587,8 @@ class Routes(RoutesSection):
     routes: list[Route]
     release_triggers: list[ReleaseTrigger] = []
 
+    _plan: tuple[RoutePlan, ...] | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Routes:
         if info.context and info.context.get(DEFER_CROSS_CHECKS):
@@ -714,8 +673,19 @@ class Routes(RoutesSection):
                         out.append((path, f"{expected_source} (got {src!r})"))
         return out
 
-    def first_match(self, **facts: Any) -> Route | None:
-        return next((r for r in self.routes if r.matches(**facts)), None)
+    def plan(self) -> tuple[RoutePlan, ...]:
+        """The routes compiled for matching, built on first use and kept."""
+        if self._plan is None:
+            from pfi.routes.plan import compile_routes
+
+            self._plan = compile_routes(self)
+        return self._plan
+
+    def locate(self, lines: list[int | None]) -> None:
+        """Record where each route starts in its file (for explanations)."""
+        for route, line in zip(self.routes, lines, strict=True):
+            route.at_line(line)
+        self._plan = None
 
     def trigger(self, name: str) -> ReleaseTrigger | None:
         return next((t for t in self.release_triggers if t.name == name), None)
