@@ -62,7 +62,7 @@ MASQUE_PS_REASON = (
     "MASQUE_PS: masked to professionals, not exchanged between professionals by MSSanté"
 )
 INVISIBLE_PATIENT_REASON = "INVISIBLE_PATIENT: not visible to the patient, not mailed to them"
-RELEASE_BY_IDENTITY = "identity qualified (INS with PID-32 VALI)"
+RELEASE_BY_IDENTITY = "identity qualified (INS with a qualifying PID-32 status)"
 RELEASE_BY_OPERATOR = "operator"
 RELEASE_BY_SENDER_VISIBILITY = "sender update (MODIF_CONF_CODE=Y, INVISIBLE_PATIENT=N)"
 
@@ -172,6 +172,7 @@ class _Decider:
         self._check_metadata()
         self._match_route()
         self._apply_sender_release()
+        self._trace_route_hold()
         masking = self._masking()
         wants = self._deletion_wants() if self.deleting else self._delivery_wants()
         destinations = tuple(self._settle(w, masking) for w in wants.values())
@@ -240,12 +241,6 @@ class _Decider:
         where = f" (line {self.route.line})" if self.route.line else ""
         self._step("route", "routes", f"{self.route.name!r}{where} matched")
         self.hold_rule = self.route.hold
-        if self.hold_rule is not None:
-            kind = HoldKind(self.hold_rule.kind)
-            state = "released" if kind in self.released else "applies"
-            if self.deleting:
-                state = "does not delay a withdrawal"
-            self._step("hold", kind.value, f"route hold {state}")
 
     def _apply_sender_release(self) -> None:
         """A visibility update from the sender (MODIF_CONF_CODE=Y, INVISIBLE_PATIENT=N) is
@@ -272,6 +267,15 @@ class _Decider:
             "any pending announcement hold on this document is released by the sender's "
             "visibility update (MODIF_CONF_CODE=Y, INVISIBLE_PATIENT=N)",
         )
+
+    def _trace_route_hold(self) -> None:
+        if self.hold_rule is None:
+            return
+        kind = HoldKind(self.hold_rule.kind)
+        state = "released" if kind in self.released else "applies"
+        if self.deleting:
+            state = "does not delay a withdrawal"
+        self._step("hold", kind.value, f"route hold {state}")
 
     # -- masking -------------------------------------------------------------------------
 

@@ -460,11 +460,11 @@ class Route(RoutesSection):
             hold is not None
             and hold.kind == "announcement"
             and dmp is not None
-            and dmp.invisible_patient is False
+            and dmp.invisible_patient is not None
         ):
             raise ValueError(
-                "no dmp invisible_patient: false with an announcement hold, which keeps the "
-                "DMP copy invisible to the patient until release"
+                "no dmp invisible_patient with an announcement hold, which makes the DMP "
+                "copy invisible to the patient until release and visible after"
             )
         return hold
 

@@ -175,9 +175,10 @@ BAD_FILES = [
     ),
     pytest.param(
         "routes:\n  - name: a\n    hold: announcement\n    to:\n"
-        "      - dmp: {invisible_patient: false}\n",
-        "routes.yaml:3: routes[0].hold: expected no dmp invisible_patient: false with an "
-        "announcement hold",
+        "      - dmp: {invisible_patient: true}\n",
+        "routes.yaml:3: routes[0].hold: expected no dmp invisible_patient with an "
+        "announcement hold, which makes the DMP copy invisible to the patient until release "
+        "and visible after",
         id="announcement-with-a-visible-dmp-copy",
     ),
     pytest.param(

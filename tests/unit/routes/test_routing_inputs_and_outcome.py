@@ -144,7 +144,7 @@ def test_decision_json_is_what_the_ledger_stores() -> None:
             {
                 "kind": "identity",
                 "reason": "INS not qualified",
-                "released_by": ["identity qualified (INS with PID-32 VALI)"],
+                "released_by": ["identity qualified (INS with a qualifying PID-32 status)"],
             }
         ],
         "requested_by": [
