@@ -56,6 +56,15 @@ from pfi.routes.outcome import (
 )
 from pfi.routes.plan import RoutePlan
 
+__all__ = [
+    "Destination",
+    "Hold",
+    "RoutingDecision",
+    "RoutingInput",
+    "decide",
+    "reevaluate",
+]
+
 INS_NOT_QUALIFIED = "INS not qualified"
 PATIENT_OPPOSITION = "refused by patient (opposition)"
 MASQUE_PS_REASON = (
