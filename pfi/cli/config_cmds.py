@@ -1,4 +1,4 @@
-"""`pfi check-config` and `pfi version`."""
+"""`pfi check-config`, `pfi check-routes` and `pfi version`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from typing import Annotated
 import typer
 
 from pfi import __version__
-from pfi.cli.options import settings_or_exit
+from pfi.cli.options import ConfigOption, settings_or_exit
+from pfi.config import ConfigError
+from pfi.routes import DEFAULT_ROUTES_PATH, load_routes
 
 
 def register(app: typer.Typer) -> None:
     app.command("check-config")(check_config)
+    app.command("check-routes")(check_routes)
     app.command("version")(version)
 
 
@@ -23,6 +26,24 @@ def check_config(
     settings = settings_or_exit(path)
     broker = settings.kafka.bootstrap_servers or "embedded Tansu broker"
     typer.echo(f"{path}: OK ({len(settings.sources)} sources, broker: {broker})")
+
+
+def check_routes(
+    path: Annotated[Path, typer.Argument(help="routes file to check")] = DEFAULT_ROUTES_PATH,
+    config: ConfigOption = None,
+) -> None:
+    """Validate a routes file (and its sources against the configuration); exit 2 on error."""
+    settings = settings_or_exit(config)
+    try:
+        routes = load_routes(path, known_sources=settings.sources)
+    except ConfigError as exc:
+        typer.echo("routes error:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"{path}: OK ({len(routes.routes)} routes, {len(routes.release_triggers)} release triggers)"
+    )
 
 
 def version() -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -32,6 +32,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 
 KeyPath = tuple[str | int, ...]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -63,29 +64,66 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     if path is None and DEFAULT_CONFIG_PATH.exists():
         path = DEFAULT_CONFIG_PATH
-    data: dict[str, Any] = {}
-    lines: dict[KeyPath, int] = {}
-    file_label = str(path) if path is not None else "<defaults>"
     if path is not None:
-        data, lines = _read_yaml(path)
+        doc = read_yaml_document(path, root_hint="a mapping of sections (engine, kafka, ...)")
+    else:
+        doc = YamlDocument("<defaults>", {}, {})
 
     env_keys: dict[KeyPath, str] = {}
     for var, key_path in ENV_OVERRIDES.items():
         value = environ.get(var)
         if value is None or value == "":
             continue
-        _set_path(data, key_path, value)
+        _set_path(doc.data, key_path, value)
         env_keys[key_path] = var
 
+    return validate_document(doc, Settings, env_keys=env_keys)
+
+
+@dataclass
+class YamlDocument:
+    """A YAML mapping read with the line of every key, so that any later check (pydantic's
+    or a cross-reference between sections) can name the line it is about."""
+
+    label: str  # the file as the user named it, or "<defaults>"
+    data: dict[str, Any]
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def origin(self, key_path: KeyPath) -> str:
+        """`file:line` of the key, or of its nearest enclosing key that has a line."""
+        probe = key_path
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        line = self.lines.get(probe)
+        return f"{self.label}:{line}" if line else self.label
+
+    def problem(self, key_path: KeyPath, expected: str) -> ConfigProblem:
+        return ConfigProblem(self.origin(key_path), dotted(key_path), expected)
+
+
+def read_yaml_document(path: Path, *, root_hint: str) -> YamlDocument:
+    """Read a YAML file whose root must be a mapping; `root_hint` says what it should hold."""
+    data, lines = _read_yaml(path, root_hint)
+    return YamlDocument(str(path), data, lines)
+
+
+def validate_document(
+    doc: YamlDocument,
+    model: type[ModelT],
+    *,
+    env_keys: Mapping[KeyPath, str] | None = None,
+    context: dict[str, Any] | None = None,
+) -> ModelT:
+    """Validate with pydantic; every error becomes a `ConfigProblem` at its line."""
     try:
-        return Settings.model_validate(data)
+        return model.model_validate(doc.data, context=context)
     except ValidationError as exc:
         raise ConfigError(
-            [_problem(err, file_label, lines, env_keys) for err in exc.errors()]
+            [_problem(err, doc, env_keys or {}, model) for err in exc.errors()]
         ) from None
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
+def _read_yaml(path: Path, root_hint: str) -> tuple[dict[str, Any], dict[KeyPath, int]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -104,9 +142,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
     lines: dict[KeyPath, int] = {}
     data = _to_python(node, (), lines, path)
     if not isinstance(data, dict):
-        raise ConfigError(
-            [ConfigProblem(f"{path}:1", "(root)", "a mapping of sections (engine, kafka, ...)")]
-        )
+        raise ConfigError([ConfigProblem(f"{path}:1", "(root)", root_hint)])
     return data, lines
 
 
@@ -121,7 +157,7 @@ def _to_python(node: yaml.Node, key_path: KeyPath, lines: dict[KeyPath, int], pa
                     [
                         ConfigProblem(
                             f"{path}:{key_node.start_mark.line + 1}",
-                            _dotted((*key_path, key)),
+                            dotted((*key_path, key)),
                             "each key once (duplicate key)",
                         )
                     ]
@@ -146,7 +182,8 @@ def _set_path(data: dict[str, Any], key_path: tuple[str, ...], value: str) -> No
     cursor[key_path[-1]] = value
 
 
-def _dotted(key_path: KeyPath) -> str:
+def dotted(key_path: KeyPath) -> str:
+    """`routes[2].to[0]`: a key path as the error messages spell it."""
     out = ""
     for part in key_path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -154,27 +191,22 @@ def _dotted(key_path: KeyPath) -> str:
 
 
 def _problem(
-    err: Any, file_label: str, lines: dict[KeyPath, int], env_keys: dict[KeyPath, str]
+    err: Any, doc: YamlDocument, env_keys: Mapping[KeyPath, str], model: type[BaseModel]
 ) -> ConfigProblem:
     loc: KeyPath = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
     # pydantic adds the validator name for union/annotated members; keep the data path only.
     loc = tuple(p for p in loc if p not in ("function-after", "function-before"))
-    if loc in env_keys:
-        origin = f"environment {env_keys[loc]}"
-    else:
-        probe = loc
-        while probe and probe not in lines:
-            probe = probe[:-1]
-        line = lines.get(probe)
-        origin = f"{file_label}:{line}" if line else file_label
-    return ConfigProblem(origin, _dotted(loc), _expected(err, loc))
+    if loc and isinstance(loc[-1], int) and loc not in doc.lines and loc[:-1] in doc.lines:
+        loc = loc[:-1]  # a scalar the model reads as a one-item list: name the key as written
+    origin = f"environment {env_keys[loc]}" if loc in env_keys else doc.origin(loc)
+    return ConfigProblem(origin, dotted(loc), _expected(err, loc, model))
 
 
-def _expected(err: Any, loc: KeyPath) -> str:
+def _expected(err: Any, loc: KeyPath, model: type[BaseModel]) -> str:
     kind = err["type"]
     got = err.get("input")
     if kind == "extra_forbidden":
-        return "unknown key" + _allowed_keys(loc)
+        return "unknown key" + _allowed_keys(loc, model)
     if kind == "missing":
         return "required key is missing"
     msg: str = err["msg"]
@@ -187,25 +219,38 @@ def _expected(err: Any, loc: KeyPath) -> str:
     return f"{msg} (got {got!r})" if not isinstance(got, dict | list) else msg
 
 
-def _allowed_keys(loc: KeyPath) -> str:
+def _allowed_keys(loc: KeyPath, root: type[BaseModel]) -> str:
     """The keys a section accepts, to turn "unknown key" into a useful hint."""
-    model: Any = Settings
+    model: Any = root
     for part in loc[:-1]:
         if isinstance(model, type) and issubclass(model, BaseModel):
-            field = model.model_fields.get(str(part))
-            if field is None:
+            field_info = _field_by_key(model, str(part))
+            if field_info is None:
                 return ""
-            model = _unwrap_optional(field.annotation)
+            model = _unwrap_optional(field_info.annotation)
         else:  # a dict or list of sections: step into the value type
             args = get_args(model)
             model = _unwrap_optional(args[-1]) if args else None
     if isinstance(model, type) and issubclass(model, BaseModel):
-        return "; expected one of: " + ", ".join(sorted(model.model_fields))
+        keys = (info.alias or name for name, info in model.model_fields.items())
+        return "; expected one of: " + ", ".join(sorted(keys))
     return ""
 
 
+def _field_by_key(model: type[BaseModel], key: str) -> Any:
+    """The field a YAML key names: its alias when it has one (`from`), else its name."""
+    for name, info in model.model_fields.items():
+        if (info.alias or name) == key:
+            return info
+    return None
+
+
 def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
     if get_origin(annotation) in (Union, UnionType):
         members = [a for a in get_args(annotation) if a is not type(None)]
-        return members[0] if len(members) == 1 else annotation
+        annotation = members[0] if len(members) == 1 else annotation
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
     return annotation

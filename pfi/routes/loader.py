@@ -1,0 +1,36 @@
+"""Reading `config/routes.yaml` with the configuration loader's machinery, so that a
+routing mistake reads like any other configuration mistake: `file:line: key: expected`.
+
+Loaded once at engine start (and by `pfi check-routes`); the decision never reads files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pfi.config.loader import (
+    ConfigError,
+    read_yaml_document,
+    validate_document,
+)
+from pfi.routes.model import DEFER_CROSS_CHECKS, Routes
+
+DEFAULT_ROUTES_PATH = Path("config/routes.yaml")
+
+
+def load_routes(path: Path, *, known_sources: Iterable[str] | None = None) -> Routes:
+    """Load and check a routes file; `ConfigError` lists every problem with its line.
+
+    `known_sources` (the sources of `pfi.yaml`) makes a route naming an undeclared
+    source an error instead of a route that silently never matches.
+    """
+    doc = read_yaml_document(
+        Path(path), root_hint="a mapping with routes: (and optionally defaults:, release_triggers:)"
+    )
+    routes = validate_document(doc, Routes, context={DEFER_CROSS_CHECKS: True})
+    problems = routes.problems(known_sources)
+    if problems:
+        raise ConfigError([doc.problem(key_path, expected) for key_path, expected in problems])
+    routes.locate([doc.lines.get(("routes", i)) for i in range(len(routes.routes))])
+    return routes
