@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pfi.cli import config_cmds, engine_cmds, intake_cmds, observability_cmds
-from pfi.cli import config_cmds, engine_cmds, intake_cmds, users_cmds
+from pfi.cli import config_cmds, engine_cmds, intake_cmds, observability_cmds, users_cmds
 from pfi.cli.simulate import simulate_app
 
 app = typer.Typer(

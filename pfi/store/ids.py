@@ -43,8 +43,7 @@ def fast_insert(session: Session, table: Table, rows: list[dict[str, object]]) -
         marks = ", ".join("%s" for _ in columns)
     quote = dialect.identifier_preparer.quote
     sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({marks})"
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({marks})"
     )
     params = [
         tuple(

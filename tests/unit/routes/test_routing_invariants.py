@@ -287,7 +287,8 @@ def test_generated_inputs_reach_every_outcome_and_hold_kind() -> None:
     seen_outcomes: set[Outcome] = set()
     seen_holds: set[HoldKind] = set()
 
-    @settings(max_examples=400, deadline=None, database=None)
+    # derandomized: a coverage guard must not depend on the luck of one run
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True)
     @given(inp=routing_inputs(), which=route_files)
     def collect(inp: RoutingInput, which: str) -> None:
         decision: RoutingDecision = decide(ROUTE_FILES[which], inp)
