@@ -3,6 +3,8 @@
 from pfi.store.models.audit import AuditEntry
 from pfi.store.models.base import Base, utcnow
 from pfi.store.models.bus import DeadLetter, OutboxEvent, ProcessedEvent
+from pfi.store.models.deliveries import Delivery, Hold
+from pfi.store.models.documents import Document, DocumentVersion, UnmappedCode
 from pfi.store.models.messages import Message
 from pfi.store.models.patients import Patient, PatientEvent, PatientIdentifier, PatientLink
 from pfi.store.models.users import ApiToken, User
@@ -12,6 +14,10 @@ __all__ = [
     "AuditEntry",
     "Base",
     "DeadLetter",
+    "Delivery",
+    "Document",
+    "DocumentVersion",
+    "Hold",
     "Message",
     "OutboxEvent",
     "Patient",
@@ -19,6 +25,7 @@ __all__ = [
     "PatientIdentifier",
     "PatientLink",
     "ProcessedEvent",
+    "UnmappedCode",
     "User",
     "utcnow",
 ]
