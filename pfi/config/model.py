@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pfi.config.dmp import DmpSettings
+from pfi.config.mssante import MssanteSettings
 from pfi.config.observability import ObservabilitySettings
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -180,6 +182,8 @@ class Settings(Section):
     identity: IdentitySettings = IdentitySettings()
     logging: LoggingSettings = LoggingSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    dmp: DmpSettings | None = Field(default=None, description="empty: no DMP destination")
+    mssante: MssanteSettings | None = Field(default=None, description="empty: no MSSanté")
 
     @model_validator(mode="after")
     def _observed_sources_exist(self) -> Settings:
