@@ -11,20 +11,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from pfi.config.base import Port, Section
 from pfi.config.dmp import DmpSettings
 from pfi.config.mssante import MssanteSettings
 from pfi.config.observability import ObservabilitySettings
 
-Port = Annotated[int, Field(ge=1, le=65535)]
 MESSAGE_TYPE = re.compile(r"^[A-Z0-9]{3}(\^[A-Z0-9]{3})?$")
-
-
-class Section(BaseModel):
-    """Base for every section: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
 class EngineSettings(Section):

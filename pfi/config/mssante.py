@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from pfi.config.model import Port, Section
+from pfi.config.base import Port, Section
 
 #: Permissive address check: one @, no spaces, a dotted domain. RFC 5322 parsing is done
 #: by the email package where it matters; this catches typos in a YAML file.
