@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from pfi.adapters.mllp.server import MllpListener
 from pfi.bus.runtime import BrokerSupervisor, WorkerRuntime, topic_consumers
@@ -41,8 +42,13 @@ from pfi.bus.worker_process import (
 from pfi.config.model import Settings
 from pfi.console.app import create_app
 from pfi.identity.stage import IdentityStage
-from pfi.intake.service import IntakeService
+from pfi.intake.service import IntakeOutcome, IntakeService
+from pfi.observability import metrics, multiprocess
+from pfi.observability.certificates import certificate_expiries
 from pfi.observability.health import Readiness
+from pfi.observability.logs import configure_logging
+from pfi.observability.metrics import register_store_gauges
+from pfi.observability.store_snapshot import store_snapshot_provider
 from pfi.store import Database
 from pfi.store.migrate import current_revision, head_revision, upgrade
 
@@ -100,6 +106,7 @@ class Engine:
         self._http: _HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- running -------------------------------------------------------------------
     async def serve(self) -> int:
@@ -190,7 +197,14 @@ class Engine:
             time.sleep(0.5)
 
     def _start_workers_here(self, bootstrap: str) -> None:
-        self.workers = WorkerRuntime(self.settings, self.db, self.stages, bootstrap)
+        self.workers = WorkerRuntime(
+            self.settings,
+            self.db,
+            self.stages,
+            bootstrap,
+            on_record=metrics.observe_stage_duration,
+            on_lag=metrics.set_consumer_lag,
+        )
         self.workers.start()
         self.readiness.add("workers", self.workers.alive)
         notifications_to(self.workers.notify)
@@ -211,7 +225,7 @@ class Engine:
     async def _start_http(self) -> None:
         http = self.settings.http
         config = uvicorn.Config(
-            create_app(self.readiness, db=self.db),
+            create_app(self.readiness, self._metrics_registry(), db=self.db),
             host=http.host,
             port=http.port,
             log_level="warning",
@@ -246,11 +260,42 @@ class Engine:
             except Exception:
                 log.debug("WAL checkpoint failed; will retry", exc_info=True)
 
+    def _metrics_registry(self) -> CollectorRegistry:
+        """What /metrics serves: every process's values when the workers run apart, and
+        the gauges whose truth is in the store (read at most every refresh interval)."""
+        registry = multiprocess.serving_registry() if multiprocess.enabled() else metrics.REGISTRY
+        if self.role != "workers":
+            refresh = self.settings.observability.store_gauges_refresh.total_seconds()
+            register_store_gauges(
+                store_snapshot_provider(self.db),
+                registry=registry,
+                min_interval_s=refresh,
+                max_staleness_s=max(refresh * 10, 300.0),
+            )
+        return registry
+
+    async def _probe_health(self) -> None:
+        """Broker and database up/down as gauges, for the alert rules (every 5 s)."""
+        while True:
+            ok_db = await asyncio.to_thread(self.db.ping)
+            metrics.set_database_up(ok_db)
+            if self.supervisor is not None:
+                metrics.set_broker_up(await asyncio.to_thread(self.supervisor.reachable))
+            await asyncio.sleep(5.0)
+
     async def _start_intake(self) -> None:
         if self.db.is_sqlite:
             self._checkpointer = asyncio.create_task(self._checkpoint_wal(), name="checkpoint")
+        for name, source in self.settings.sources.items():
+            metrics.prime_feed(name, source.allowed_message_types)
+        for name, not_after in certificate_expiries(self.settings).items():
+            metrics.set_certificate_expiry(name, not_after)
+        self._tasks.append(asyncio.create_task(self._probe_health(), name="health-gauges"))
         self.intake = IntakeService(
-            self.db, self.settings.sources, on_committed=self._outbox_committed
+            self.db,
+            self.settings.sources,
+            on_committed=self._outbox_committed,
+            on_stored=record_intake_metrics,
         )
         self.intake.start()
         for name, source in self.settings.sources.items():
@@ -262,6 +307,8 @@ class Engine:
         deadline = time.monotonic() + self.settings.engine.shutdown_timeout_s - 0.5
         if self._checkpointer is not None:
             self._checkpointer.cancel()
+        for task in self._tasks:
+            task.cancel()
         for listener in self.listeners:
             await listener.stop(timeout_s=2.0)
         if self.intake is not None:
@@ -279,26 +326,29 @@ class Engine:
         self.db.dispose()
 
 
+def record_intake_metrics(outcome: IntakeOutcome) -> None:
+    for source, message_type, _status, ack_code, size in outcome.items:
+        metrics.record_message_received(source, message_type, size_bytes=size)
+        metrics.record_message_acknowledged(source, message_type, ack_code)
+
+
 def build_stages(settings: Settings, db: Database) -> list[Stage]:
     """The engine's stages, in flow order. Capabilities add theirs here."""
     del db
     return [IdentityStage(settings.identity)]
 
 
-def configure_basic_logging(settings: Settings, *, role: Role = "all") -> None:
-    log_dir = settings.engine.data_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if role != "workers" or BOOTSTRAP_ENV not in os.environ:  # a spawned worker's stdout
-        handlers.append(  # already goes to workers.log
-            logging.FileHandler(settings.logging.file or log_dir / "pfi.log", encoding="utf-8")
-        )
-    logging.basicConfig(
-        level=settings.logging.level,
-        format=f"%(asctime)s %(levelname)s [{role}] %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )
+def configure_engine_logging(settings: Settings, *, role: Role = "all") -> None:
+    """Text or JSON lines (logging.format) with the correlation id of the message or
+    document being handled; to stderr and to <data_dir>/logs/pfi.log. A spawned worker's
+    stderr already goes to workers.log."""
+    spawned_worker = role == "workers" and BOOTSTRAP_ENV in os.environ
+    log_file = None
+    if not spawned_worker:
+        log_file = settings.logging.file or settings.engine.data_dir / "logs" / "pfi.log"
+        if not log_file.is_absolute() and settings.logging.file is not None:
+            log_file = settings.engine.data_dir / log_file
+    configure_logging(settings.logging.level, settings.logging.format, log_file)
     logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
@@ -309,7 +359,7 @@ def run_engine(
     config_path: Path | None = None,
     with_simulators: bool = False,
 ) -> int:
-    configure_basic_logging(settings, role=role)
+    configure_engine_logging(settings, role=role)
     if with_simulators:
         log.info("simulators requested; none are wired into `pfi run` yet")
     try:

@@ -150,6 +150,8 @@ class WorkerRuntime:
         bootstrap: str,
         *,
         on_batch: Callable[[str, BatchOutcome, float], None] | None = None,
+        on_record: Callable[[str, float], None] | None = None,
+        on_lag: Callable[[str, int], None] | None = None,
         on_published: Callable[[int], None] | None = None,
         housekeeping_interval_s: float = 2.0,
         retention: timedelta = timedelta(days=3),
@@ -160,6 +162,8 @@ class WorkerRuntime:
         self.stages = list(stages)
         self.bootstrap = bootstrap
         self._on_batch = on_batch
+        self._on_record = on_record
+        self._on_lag = on_lag
         self._on_published = on_published
         self._housekeeping_interval_s = housekeeping_interval_s
         self._retention = retention
@@ -193,6 +197,7 @@ class WorkerRuntime:
                 assign_partitions=assign,
                 on_emitted=self.relay.notify,
                 on_batch=self._on_batch,
+                on_record=self._on_record,
                 max_transaction_s=budget,
             )
             runner.start()
@@ -233,6 +238,9 @@ class WorkerRuntime:
         last_prune = 0.0
         while not self._stop.wait(self._housekeeping_interval_s):
             try:
+                if self._on_lag is not None:
+                    for runner in self.runners:
+                        self._on_lag(runner.stage.name, runner.lag)
                 mark_completed(self.db, self._consumers)
                 if time.monotonic() - last_prune > 3600:
                     prune(self.db, self._retention)

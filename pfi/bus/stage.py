@@ -36,6 +36,7 @@ from pfi.bus.outbox import (
     add_to_outbox,
 )
 from pfi.bus.topics import DEADLETTER, Topic
+from pfi.observability.logs import correlation_scope
 from pfi.store.db import Database
 from pfi.store.models import DeadLetter, ProcessedEvent, utcnow
 
@@ -116,6 +117,7 @@ class StageRunner:
         assign_partitions: bool,
         on_emitted: Callable[[], None] | None = None,
         on_batch: Callable[[str, BatchOutcome, float], None] | None = None,
+        on_record: Callable[[str, float], None] | None = None,
         max_batch: int = 500,
         poll_timeout_ms: int = 200,
         max_transaction_s: float | None = None,
@@ -127,6 +129,7 @@ class StageRunner:
         self._assign = assign_partitions
         self._on_emitted = on_emitted
         self._on_batch = on_batch
+        self._on_record = on_record
         self._max_batch = max_batch
         self._poll_timeout_ms = poll_timeout_ms
         self._max_transaction_s = max_transaction_s
@@ -298,8 +301,12 @@ class StageRunner:
                 try:
                     if "__undecodable__" in record.value:
                         raise ValueError(f"undecodable record: {record.value['__undecodable__']}")
-                    self.stage.handle(record, ctx)
+                    began = time.perf_counter()
+                    with correlation_scope(record.correlation_id or f"event {record.event_id}"):
+                        self.stage.handle(record, ctx)
                     savepoint.commit()
+                    if self._on_record is not None:
+                        self._on_record(self.stage.name, time.perf_counter() - began)
                     outcome.applied += 1
                 except (TransientError, OperationalError) as exc:
                     savepoint.rollback()

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from pfi.bus.broker import die_with_parent
+from pfi.observability.multiprocess import mark_process_dead
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class WorkerProcess:
                 continue
             if self._stop.is_set():
                 return
+            mark_process_dead(proc.pid)
             log.error(
                 "worker process exited with %s; restarting it (see %s)",
                 proc.returncode,

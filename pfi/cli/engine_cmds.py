@@ -27,12 +27,18 @@ def run(
 ) -> None:
     """Run the engine until SIGTERM or SIGINT, then drain and exit 0."""
     from pfi.config import DEFAULT_CONFIG_PATH
-    from pfi.engine import run_engine
 
     if role not in ("all", "intake", "workers"):
         typer.echo("--role must be all, intake or workers", err=True)
         raise typer.Exit(2)
     settings = settings_or_exit(config)
+    if role == "all" and settings.engine.worker_process:
+        from pfi.observability import multiprocess
+
+        # before any metric exists: the worker process inherits the directory
+        multiprocess.enable(settings.engine.data_dir / "metrics", clear=True)
+    from pfi.engine import run_engine  # after metrics are set up for several processes
+
     path = config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
     raise typer.Exit(
         run_engine(

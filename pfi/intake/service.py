@@ -52,8 +52,8 @@ class _Pending:
 class IntakeOutcome:
     """What one stored batch contained, for metrics."""
 
-    items: list[tuple[str, str, str, str]] = field(default_factory=list)
-    # (source, message_type, status, ack_code)
+    items: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    # (source, message_type, status, ack_code, size in bytes)
 
 
 class IntakeService:
@@ -142,7 +142,13 @@ class IntakeService:
             decision = p.assessment.decision
             header = p.assessment.header
             outcome.items.append(
-                (p.source, header.message_type if header else "", p.status, decision.code)
+                (
+                    p.source,
+                    header.message_type if header else "",
+                    p.status,
+                    decision.code,
+                    len(p.raw),
+                )
             )
             if should_send_accept_ack(header, decision.code):
                 acks.append(build_ack(header, decision, now=now))

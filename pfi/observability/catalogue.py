@@ -51,6 +51,9 @@ class MetricSpec:
     labels: tuple[str, ...] = ()
     origin: MetricOrigin = "engine"
     buckets: tuple[float, ...] = ()
+    #: How a gauge's values from several processes combine (prometheus-client
+    #: multiprocess mode): the latest live value unless said otherwise.
+    multiprocess_mode: str = "livemostrecent"
 
     @property
     def sample_names(self) -> tuple[str, ...]:
@@ -70,8 +73,9 @@ def _spec(
     labels: tuple[str, ...] = (),
     origin: MetricOrigin = "engine",
     buckets: tuple[float, ...] = (),
+    multiprocess_mode: str = "livemostrecent",
 ) -> MetricSpec:
-    return MetricSpec(name, kind, help_text, labels, origin, buckets)
+    return MetricSpec(name, kind, help_text, labels, origin, buckets, multiprocess_mode)
 
 
 CATALOGUE: tuple[MetricSpec, ...] = (
@@ -96,6 +100,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "Unix time of the last message received from this source with this message type; "
         "the feed-silence alerts compare it with the working hours.",
         ("source", "message_type"),
+        multiprocess_mode="max",  # a restarted process must not make the feed look older
     ),
     _spec(
         "pfi_received_message_size_bytes",

@@ -26,12 +26,13 @@ from prometheus_client import (
     Gauge,
     GCCollector,
     Histogram,
-    Info,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import InfoMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from pfi import __version__
 from pfi.observability.catalogue import MetricSpec, exported_sample_names, spec
@@ -106,9 +107,7 @@ class EngineMetrics:
         )
         self.broker_up = _gauge(registry, "pfi_broker_up")
         self.database_up = _gauge(registry, "pfi_database_up")
-        build = spec("pfi_build_info")
-        self.build_info = Info(build.name.removesuffix("_info"), build.help, registry=registry)
-        self.build_info.info({"version": __version__, "python_version": platform.python_version()})
+        registry.register(build_info_collector())
 
     # --- intake ---
 
@@ -243,7 +242,13 @@ def _counter(registry: CollectorRegistry, name: str) -> Counter:
 def _gauge(registry: CollectorRegistry, name: str) -> Gauge:
     s = spec(name)
     assert s.kind == "gauge", name
-    return Gauge(s.name, s.help, _labels(s), registry=registry)
+    return Gauge(
+        s.name,
+        s.help,
+        _labels(s),
+        registry=registry,
+        multiprocess_mode=s.multiprocess_mode,  # type: ignore[arg-type]
+    )
 
 
 def _histogram(registry: CollectorRegistry, name: str) -> Histogram:
@@ -252,12 +257,32 @@ def _histogram(registry: CollectorRegistry, name: str) -> Histogram:
     return Histogram(s.name, s.help, _labels(s), registry=registry, buckets=s.buckets)
 
 
-def _runtime_registry() -> CollectorRegistry:
-    registry = CollectorRegistry()
+def runtime_collectors(registry: CollectorRegistry) -> None:
+    """The process and Python runtime collectors (this process only)."""
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
+
+
+def _runtime_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    runtime_collectors(registry)
     return registry
+
+
+def build_info_collector() -> Collector:
+    """pfi_build_info as a plain collector: Info has no multiprocess form."""
+    build = spec("pfi_build_info")
+
+    class _BuildInfo(Collector):
+        def collect(self) -> Iterator[Metric]:
+            family = InfoMetricFamily(build.name.removesuffix("_info"), build.help)
+            family.add_metric(
+                [], {"version": __version__, "python_version": platform.python_version()}
+            )
+            yield family
+
+    return _BuildInfo()
 
 
 #: What `/metrics` serves: PFI's metrics plus the process and Python runtime collectors.

@@ -142,12 +142,16 @@ LOCK_TIMEOUT_S = 30.0
 
 def _report_long_lock(conn: Connection) -> None:
     started = conn.info.pop("locked_at", None)
-    if started is None:
+    if started is None or conn.info.get("long_lock_expected"):
         return
     held = time.perf_counter() - started
     if held > LONG_LOCK_S:
-        caller = "".join(traceback.format_stack(limit=30)[:-3])
-        log.warning("SQLite write lock held %.0f ms by:\n%s", held * 1000, caller)
+        ours = [
+            f"{frame.filename.rsplit('/pfi/', 1)[-1]}:{frame.lineno} {frame.name}"
+            for frame in traceback.extract_stack()
+            if "/pfi/" in frame.filename and not frame.filename.endswith("store/db.py")
+        ]
+        log.warning("SQLite write lock held %.0f ms by %s", held * 1000, " < ".join(ours[::-1]))
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -21,15 +21,21 @@ def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to `revision`; a no-op when it is already there."""
     cfg = alembic_config(db)
     with db.engine.begin() as conn:
+        info = conn.info  # the pooled connection's: cleared below, after the commit
+        info["long_lock_expected"] = True  # schema changes take the time they take
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+    info.pop("long_lock_expected", None)
 
 
 def downgrade(db: Database, revision: str) -> None:
     cfg = alembic_config(db)
     with db.engine.begin() as conn:
+        info = conn.info
+        info["long_lock_expected"] = True
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
+    info.pop("long_lock_expected", None)
 
 
 def current_revision(db: Database) -> str | None:
