@@ -11,10 +11,9 @@ from typing import Annotated
 import typer
 
 from pfi.adapters.mllp import MllpClient, MllpError
-from pfi.cli.options import ConfigOption, settings_or_exit
+from pfi.cli.options import ConfigOption, open_store
 from pfi.identity import queries as patient_queries
 from pfi.intake.queries import MessageFilter, find_messages
-from pfi.store import Database
 from pfi.transforms.hl7 import parse_message
 
 patients_app = typer.Typer(
@@ -100,9 +99,7 @@ def messages(
     if status and status not in ("accepted", "rejected", "duplicate"):
         typer.echo("--status must be accepted, rejected or duplicate", err=True)
         raise typer.Exit(2)
-    settings = settings_or_exit(config)
-    db = Database(settings.database_url)
-    with db.reader() as session:
+    with open_store(config) as db, db.reader() as session:
         rows = find_messages(session, MessageFilter(source, status, control_id, ipp, ins, limit))
         for m in rows:
             if as_json:
@@ -139,7 +136,6 @@ def messages(
                 typer.echo(f"{'':>9}reason: {m.reason}")
             if raw:
                 typer.echo(m.raw.decode("latin-1").replace("\r", "\n"))
-    db.dispose()
 
 
 @patients_app.command("show")
@@ -148,9 +144,7 @@ def patients_show(
     config: ConfigOption = None,
 ) -> None:
     """Show a patient: identity, INS status, identifiers, PAM data and history."""
-    settings = settings_or_exit(config)
-    db = Database(settings.database_url)
-    with db.reader() as session:
+    with open_store(config) as db, db.reader() as session:
         found = patient_queries.find_patients(session, key)
         if not found:
             typer.echo(f"no patient with IPP or INS {key!r}", err=True)
@@ -190,4 +184,3 @@ def patients_show(
                     f"    {ev.recorded_at:%Y-%m-%d %H:%M:%S} {ev.trigger:<4} event {when} "
                     f"{ev.outcome}: {json.dumps(ev.changes, ensure_ascii=False)}"
                 )
-    db.dispose()

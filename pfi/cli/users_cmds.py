@@ -12,19 +12,16 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from pfi.cli.options import ConfigOption, settings_or_exit
+from pfi.cli.options import ConfigOption, open_store
 from pfi.console import accounts
 from pfi.console.audit import record_audit
 from pfi.console.roles import Role
 from pfi.store import Database
-from pfi.store.migrate import current_revision, head_revision
 from pfi.store.models import User, utcnow
 
 users_app = typer.Typer(
@@ -52,7 +49,7 @@ def add(
 ) -> None:
     """Create a user (or re-enable a revoked one) and print their first token once."""
     now = utcnow()
-    with _store(config) as db, _changes(db) as session:
+    with open_store(config) as db, _changes(db) as session:
         issued = accounts.add_user(session, name, role, expires_at=_expiry(now, expires_days))
         record_audit(
             session,
@@ -73,7 +70,7 @@ def token(
 ) -> None:
     """Issue another token for a user (rotation: issue, deploy, revoke the old one)."""
     now = utcnow()
-    with _store(config) as db, _changes(db) as session:
+    with open_store(config) as db, _changes(db) as session:
         issued = accounts.issue_token(session, name, expires_at=_expiry(now, expires_days))
         record_audit(
             session,
@@ -96,7 +93,7 @@ def revoke(
     config: ConfigOption = None,
 ) -> None:
     """Disable a user and revoke all their tokens, or revoke only one with --token."""
-    with _store(config) as db, _changes(db) as session:
+    with open_store(config) as db, _changes(db) as session:
         if token_id is None:
             count = accounts.revoke_user(session, name)
             record_audit(
@@ -118,7 +115,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per user")] = False,
 ) -> None:
     """List users, their role and their tokens (ids only: tokens are not stored)."""
-    with _store(config) as db, db.reader() as session:
+    with open_store(config) as db, db.reader() as session:
         users = accounts.list_users(session)
         for user in users:
             if as_json:
@@ -144,24 +141,6 @@ def list_(
             typer.echo(
                 "no users: `pfi users add NAME --role admin` creates the first one", err=True
             )
-
-
-@contextmanager
-def _store(config: Path | None) -> Iterator[Database]:
-    """The configured store, checked to be at the current schema, disposed on exit."""
-    db = Database(settings_or_exit(config).database_url)
-    try:
-        current, head = current_revision(db), head_revision(db)
-        if current != head:
-            typer.echo(
-                f"database {_safe_url(db.url)} is at revision {current or 'none'}, "
-                f"not {head}: run `pfi migrate` first",
-                err=True,
-            )
-            raise typer.Exit(2)
-        yield db
-    finally:
-        db.dispose()
 
 
 @contextmanager
@@ -202,11 +181,6 @@ def _cli_actor() -> str:
 
 def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%SZ") if at else "never"
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for error messages."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _user_json(user: User) -> dict[str, object]:

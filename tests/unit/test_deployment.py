@@ -49,7 +49,9 @@ def test_engine_configuration_in_compose_is_valid_and_uses_kafka_and_postgres() 
     pg_env = SERVICES["postgres"]["environment"]
     assert db.hostname == "postgres" and db.port == 5432
     assert (db.username, db.password, db.path.lstrip("/")) == (
-        pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"], pg_env["POSTGRES_DB"]
+        pg_env["POSTGRES_USER"],
+        pg_env["POSTGRES_PASSWORD"],
+        pg_env["POSTGRES_DB"],
     )
 
 
@@ -68,8 +70,9 @@ def test_kafka_accepts_ten_megabyte_messages() -> None:
 
 def test_prometheus_scrapes_the_engine_service_and_loads_the_alert_rules() -> None:
     prom = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-    targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"]
-               for t in sc["targets"]]
+    targets = [
+        t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    ]
     assert f"pfi:{compose_settings().http.port}" in targets
     assert prom["rule_files"] == ["alerts.yml"]
     assert (REPO / "deploy/prometheus/alerts.yml").exists()
@@ -105,8 +108,9 @@ def test_dockerfile_runs_the_engine_as_an_unprivileged_user_with_a_health_check(
     assert 'CMD ["pfi", "run"' in text
     assert "USER pfi" in text
     assert "HEALTHCHECK" in text and "/readyz" in text
-    exposed = {int(p) for line in text.splitlines() if line.startswith("EXPOSE")
-               for p in line.split()[1:]}
+    exposed = {
+        int(p) for line in text.splitlines() if line.startswith("EXPOSE") for p in line.split()[1:]
+    }
     settings = compose_settings()
     assert exposed == {settings.http.port, *(s.port for s in settings.sources.values())}
 
@@ -118,6 +122,7 @@ def test_docker_compose_config_is_accepted_by_docker() -> None:
     probe = subprocess.run(["docker", "info"], capture_output=True, timeout=20)
     if probe.returncode != 0:
         pytest.skip("no Docker engine answers on this machine")
-    result = subprocess.run(["docker", "compose", "config", "-q"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["docker", "compose", "config", "-q"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
