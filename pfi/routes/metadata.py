@@ -30,19 +30,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-YES_NO = (
-    "MASQUE_PS",
-    "INVISIBLE_PATIENT",
-    "INVISIBLE_REP_LEGAUX",
-    "CONNEXION_SECRETE",
-    "MODIF_CONF_CODE",
-    "DESTDMP",
-    "DESTMSSANTEPS",
-    "DESTMSSANTEPAT",
-    "ACK_RECEPTION",
-    "ACK_LECTURE_MSS",
-)
-TEXT = ("CORPSMAIL_PS", "CORPSMAIL_PATIENT")
+from pfi.transforms.cda.transmission import TEXT_METADATA as TEXT
+from pfi.transforms.cda.transmission import YES_NO_METADATA as YES_NO
+
 KNOWN = frozenset(YES_NO + TEXT)
 
 #: HL7 MetaDMPMSS name -> DMP (JDV_J08) confidentialityCode for the masking flags.

@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pfi.transforms.cda.oids import INS_OIDS
+from pfi.transforms.hl7.header import Identifier  # a CX: value, authority, OID, type
 
 
 class ResultStatus(StrEnum):
@@ -54,16 +55,6 @@ class Coded:
     @property
     def is_loinc(self) -> bool:
         return self.system.upper() in ("LN", "LOINC", "2.16.840.1.113883.6.1")
-
-
-@dataclass(frozen=True, slots=True)
-class Identifier:
-    """A CX: value and assigning authority (name and OID), identifier type (PI, INS, RPPS)."""
-
-    value: str
-    authority: str = ""
-    authority_oid: str = ""
-    type_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
