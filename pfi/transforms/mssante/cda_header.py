@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from pfi.transforms.cda.summary import InstanceId
+
 HL7 = "urn:hl7-org:v3"
 NS = {"h": HL7}
 #: INS assigning authorities: NIR, NIA, and the test/demo NIR roots used by the ANS kits.
@@ -30,15 +32,6 @@ SAFE_PARSER = etree.XMLParser(
 
 class CdaError(ValueError):
     """The bytes are not a CDA R2 ClinicalDocument PFI can read."""
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceId:
-    root: str
-    extension: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.root}^{self.extension}" if self.extension else self.root
 
 
 @dataclass(frozen=True, slots=True)
