@@ -3,6 +3,7 @@ and the loss of its memory-only embedded broker without losing or duplicating an
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -119,9 +120,6 @@ def test_embedded_broker_death_is_survived_without_loss_or_duplicates(tmp_path: 
         with MllpClient("127.0.0.1", engine.ports["DPI"]) as client:
             client.send_many(encode(adt_a01(f"B{i}", f"IPP{i}")) for i in range(150))
             old = broker_pid(engine)
-            Path(f"/proc/{old}").exists()
-            import os
-
             os.kill(old, signal.SIGKILL)
             acks = client.send_many(encode(adt_a01(f"C{i}", f"IPQ{i}")) for i in range(150))
         assert all(b"MSA|AA|" in a for a in acks)  # intake never depended on the broker
@@ -174,3 +172,35 @@ def test_engine_that_cannot_start_exits_non_zero_with_the_reason(tmp_path: Path)
         assert "address already in use" in clash.logs().lower()
     finally:
         blocker.stop()
+
+
+def worker_pid(engine: EngineProcess) -> int:
+    assert engine.proc is not None
+    pids = [
+        p
+        for p in child_pids(engine.proc.pid)
+        if b"--role\x00workers" in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def test_a_crashed_worker_process_is_restarted_and_nothing_is_lost(tmp_path: Path) -> None:
+    engine = EngineProcess(tmp_path)
+    engine.start()
+    db = Database(f"sqlite:///{tmp_path / 'var' / 'pfi.db'}")
+    try:
+        first = worker_pid(engine)
+        with MllpClient("127.0.0.1", engine.ports["DPI"]) as client:
+            client.send_many(encode(adt_a01(f"W{i}", f"IPW{i}")) for i in range(100))
+            os.kill(first, signal.SIGKILL)  # mid-stream
+            acks = client.send_many(encode(adt_a01(f"X{i}", f"IPX{i}")) for i in range(100))
+        assert all(b"MSA|AA|" in a for a in acks)
+        assert wait_for(lambda: processed(db) == 200, 60), processed(db)
+        assert worker_pid(engine) != first
+        assert history_rows(db) == 200
+        assert "worker process exited" in engine.logs()
+        assert httpx.get(f"{engine.url}/readyz").status_code == 200
+    finally:
+        assert engine.stop() == 0
+        db.dispose()
