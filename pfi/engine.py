@@ -263,7 +263,11 @@ class Engine:
     def _metrics_registry(self) -> CollectorRegistry:
         """What /metrics serves: every process's values when the workers run apart, and
         the gauges whose truth is in the store (read at most every refresh interval)."""
-        registry = multiprocess.serving_registry() if multiprocess.enabled() else metrics.REGISTRY
+        if multiprocess.enabled():
+            registry = multiprocess.serving_registry()
+        else:  # this engine's own registry: several engines may live in one test process
+            registry = CollectorRegistry()
+            registry.register(metrics.forwarding_collector(metrics.REGISTRY))
         if self.role != "workers":
             refresh = self.settings.observability.store_gauges_refresh.total_seconds()
             register_store_gauges(

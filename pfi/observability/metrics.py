@@ -270,6 +270,16 @@ def _runtime_registry() -> CollectorRegistry:
     return registry
 
 
+def forwarding_collector(source: CollectorRegistry) -> Collector:
+    """Everything `source` holds, as one collector of another registry."""
+
+    class _Forward(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield from source.collect()
+
+    return _Forward()
+
+
 def build_info_collector() -> Collector:
     """pfi_build_info as a plain collector: Info has no multiprocess form."""
     build = spec("pfi_build_info")
