@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import StrEnum
+from functools import lru_cache
 
 from pfi.transforms.imaging.model import DCM_NAMES, SectionKind
 from pfi.transforms.lab.model import Coded
@@ -118,6 +119,7 @@ _HEADING_LINE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def normalized(label: str) -> str:
     """Upper case without accents or surrounding punctuation: "Résultats :" → "RESULTATS"."""
     decomposed = unicodedata.normalize("NFKD", label)
