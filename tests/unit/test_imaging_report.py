@@ -7,6 +7,7 @@ here the CDA is checked against the XSD only (fast) and inspected element by ele
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from pfi.transforms.cda.pdf import render_imaging_report_pdf
 from pfi.transforms.hl7 import ErrorCode, Hl7Error, parse_message
 from pfi.transforms.imaging import ImagingStatus, SectionKind, build_imaging_report
 from pfi.transforms.lab import ReportAction
+from pfi.transforms.xds.codes import Code
+from pfi.transforms.xds.metadata import Author, SubmissionContext, document_entry_from_cda
 from tests.support.cda import make_imaging_context
 from tests.support.png import dark_pixel_ratio, render_first_page
 from tests.support.ris import DOCUMENTS, NOT_DOCUMENTS, REJECTIONS, RIS, ris_cda, ris_report
@@ -312,3 +315,27 @@ def test_rendered_imaging_report_pdf_is_not_blank(tmp_path):
     pdf = render_imaging_report_pdf(report, make_imaging_context("17"))
     dark = dark_pixel_ratio(render_first_page(pdf, tmp_path))
     assert 0.01 < dark < 0.5, f"page looks blank or black: {dark:.3f} dark pixels"
+
+
+@pytest.mark.parametrize(
+    ("name", "format_code"),
+    [
+        ("03_oru_dicom_study_uid", "urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013"),
+        ("01_oru_text_only", "urn:ihe:iti:xds-sd:pdf:2008"),
+    ],
+)
+def test_built_cr_img_gives_the_dmp_metadata_of_its_level(name, format_code):
+    entry = document_entry_from_cda(
+        ris_cda(name),
+        SubmissionContext(
+            submission_time=datetime(2024, 1, 15, 12, 0, tzinfo=UTC),
+            source_id="1.2.250.1.999.1.1",
+            content_type_code=Code("07", "1.2.250.1.213.2.2"),
+            submitter=Author(person="PFI^PFI", institutions=("CHU X",)),
+        ),
+    )
+    assert entry.format_code.code == format_code
+    assert entry.type_code.code == "18748-4"
+    assert entry.healthcare_facility_type_code.code == "SA01"
+    assert entry.legal_authenticator.startswith("810101234567^BIDEAULT^Jacques")
+    assert entry.service_start_time == "202401150930"  # 10:30 Paris = 09:30 UTC

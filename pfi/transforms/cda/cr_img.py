@@ -147,7 +147,9 @@ def build_cr_img(report: ImagingReport, context: CdaContext, pdf: bytes | None =
 # -- header --------------------------------------------------------------------------------
 
 
-def _header(report: ImagingReport, ctx: CdaContext, templates: list[tuple[str, str]]):
+def _header(
+    report: ImagingReport, ctx: CdaContext, templates: list[tuple[str, str]]
+) -> etree._Element:
     exams = report.validated_exams
     title = f"{TITLE} - " + ", ".join(dict.fromkeys(e.display for e in exams))
     root = hd.new_document(ctx, templates, DOCUMENT_CODE, title, {"ps3-20": DICOM_NS})

@@ -129,7 +129,6 @@ class _Reader:
         self.exams: list[_Exam] = []
         self.sections: list[ReportSection] = []
         self.attachments: list[EmbeddedDocument] = []
-        self.findings: list[tuple[int, str]] = []
         self.orc: list[Segment] = []
         self.pending_study_uid = ""
         self.obx_index = 0
@@ -214,7 +213,7 @@ class _Reader:
         if status not in _OBX_KEPT:
             raise Hl7Error(
                 ErrorCode.TABLE_VALUE_NOT_FOUND if status else ErrorCode.REQUIRED_FIELD_MISSING,
-                f"OBX-11 = {status!r}: PFI reads F, C, P, R (kept) and D, X, W (left out)"
+                f"OBX-11 = {status!r}: PFI reads F, C, P, R, I, S, A (kept) and D, X, W (left out)"
                 if status
                 else "OBX-11 (result status) is empty",
                 ErrorLocation("OBX", sequence=index, field=11),
@@ -250,7 +249,8 @@ class _Reader:
         if value:
             label = code.display or code.code
             unit = seg.get(6, 2).strip() or seg.get(6, 1).strip()
-            self.findings.append((self._current, f"{label} : {value}{' ' + unit if unit else ''}"))
+            line = f"{label} : {value}{' ' + unit if unit else ''}"
+            self.sections.append(ReportSection(SectionKind.FINDINGS, line, "", self._current))
 
     def _text(self, kind: SectionKind, title: str, text: str) -> None:
         if kind is not SectionKind.REPORT:
@@ -342,9 +342,7 @@ class _Reader:
         status, action = self._mdm_status() if self.mdm else self._oru_status()
         exams = tuple(self._exam(e, status if self.mdm else None) for e in self.exams)
         radiologist, validated_at = self._validation(exams)
-        sections = list(self.sections)
-        for exam_index, line in self.findings:
-            sections.append(ReportSection(SectionKind.FINDINGS, line, "", exam_index))
+        sections = self.sections
         if action in (ReportAction.PUBLISH, ReportAction.REPLACE):
             if radiologist is None:
                 raise Hl7Error(
