@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from pfi.transforms.lab import (
 )
 from pfi.transforms.lab.loinc import MappingError
 from tests.support.cda import make_context
+from tests.support.png import dark_pixel_ratio, render_first_page
 
 ORU = Path(__file__).parents[1] / "fixtures/hl7/oru"
 MAPPING = LoincMapping.from_csv(
@@ -253,73 +252,7 @@ def test_mapping_rejects_a_code_mapped_twice():
 
 
 def test_rendered_pdf_page_is_not_blank(tmp_path):
-    if shutil.which("pdftoppm") is None:
-        pytest.skip("pdftoppm not installed (apt-get install poppler-utils)")
     report = transcode(report_of("22_multi_chapter"), MAPPING, "keep_local").report
     pdf = render_lab_report_pdf(report, make_context("22"))
-    (tmp_path / "r.pdf").write_bytes(pdf)
-    subprocess.run(
-        [
-            "pdftoppm",
-            "-r",
-            "50",
-            "-png",
-            "-f",
-            "1",
-            "-l",
-            "1",
-            str(tmp_path / "r.pdf"),
-            str(tmp_path / "page"),
-        ],
-        check=True,
-        timeout=60,
-    )
-    png = next(tmp_path.glob("page*.png"))
-
-    dark = _dark_pixel_ratio(png)
+    dark = dark_pixel_ratio(render_first_page(pdf, tmp_path))
     assert 0.01 < dark < 0.5, f"page looks blank or black: {dark:.3f} dark pixels"
-
-
-def _dark_pixel_ratio(png: Path) -> float:
-    """Share of dark pixels, decoding the PNG with zlib (8-bit RGB, as pdftoppm writes)."""
-    import struct
-    import zlib
-
-    data = png.read_bytes()
-    pos, idat, width, height, channels = 8, b"", 0, 0, 3
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        chunk = data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, _depth, color = struct.unpack(">IIBB", chunk[:10])
-            channels = {0: 1, 2: 3, 6: 4}[color]
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    raw = zlib.decompress(idat)
-    stride = width * channels
-    dark = total = 0
-    prev = bytearray(stride)
-    for row in range(height):
-        f = raw[row * (stride + 1)]
-        line = bytearray(raw[row * (stride + 1) + 1 : (row + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - channels] if i >= channels else 0
-            b = prev[i]
-            c = prev[i - channels] if i >= channels else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        for i in range(0, stride, channels):
-            total += 1
-            if line[i] < 128:
-                dark += 1
-        prev = line
-    return dark / total

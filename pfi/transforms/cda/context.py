@@ -89,6 +89,11 @@ class CdaContext:
     confidentiality_code: str = "N"
     #: Profession/speciality of the validating biologist (TRE_G15 / R38).
     biologist_role: tuple[str, str] = ("G15_10/SM03", "Médecin - Biologie médicale (SM)")
+    #: Profession/speciality of the radiologist who signs a CR-IMG (TRE_G15 / R38).
+    radiologist_role: tuple[str, str] = ("G15_10/SM44", "Médecin - Radio-diagnostic (SM)")
+    #: OID of the RIS that issues accession numbers (CR-IMG inFulfillmentOf); defaults to
+    #: `order_id_root`.
+    accession_id_root: str = ""
 
     def __post_init__(self) -> None:
         if self.effective_time.tzinfo is None:

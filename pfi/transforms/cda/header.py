@@ -198,9 +198,12 @@ def practitioner_id(p: Practitioner, ctx: CdaContext) -> InstanceId:
     """RPPS/ADELI as the national person id (8 + RPPS, 0 + ADELI), otherwise a local id."""
     ident = p.id.strip()
     if p.id_authority_oid == PERSON_ID_ROOT or p.id_type in ("RPPS", "ADELI", "IDNPS"):
-        if p.id_type == "RPPS" and len(ident) == 11:
+        # Under the national OID without a type (OBR-32 NDL carries none), the length
+        # tells: 11 characters is an RPPS number, 9 an ADELI number.
+        kind = p.id_type or {11: "RPPS", 9: "ADELI"}.get(len(ident), "")
+        if kind == "RPPS" and len(ident) == 11:
             ident = "8" + ident
-        elif p.id_type == "ADELI" and len(ident) == 9:
+        elif kind == "ADELI" and len(ident) == 9:
             ident = "0" + ident
         return InstanceId(PERSON_ID_ROOT, ident)
     if p.id_authority_oid:
@@ -275,10 +278,17 @@ def assigned_professional(
     return e
 
 
-def author(root: etree._Element, p: Practitioner, time: str, ctx: CdaContext) -> None:
+def author(
+    root: etree._Element,
+    p: Practitioner,
+    time: str,
+    ctx: CdaContext,
+    role: tuple[str, str] | None = None,
+) -> None:
+    """The author; `role` defaults to the biologist's (CR-BIO), CR-IMG passes the radiologist's."""
     a = el(root, "author")
     el(a, "time", {"value": ts(time)})
-    assigned_professional(a, "assignedAuthor", p, ctx, ctx.biologist_role, ctx.organization)
+    assigned_professional(a, "assignedAuthor", p, ctx, role or ctx.biologist_role, ctx.organization)
 
 
 def custodian(root: etree._Element, ctx: CdaContext) -> None:
@@ -295,11 +305,17 @@ def information_recipients(
         person_name(el(r, "informationRecipient"), p)
 
 
-def legal_authenticator(root: etree._Element, p: Practitioner, time: str, ctx: CdaContext) -> None:
+def legal_authenticator(
+    root: etree._Element,
+    p: Practitioner,
+    time: str,
+    ctx: CdaContext,
+    role: tuple[str, str] | None = None,
+) -> None:
     la = el(root, "legalAuthenticator")
     el(la, "time", {"value": ts(time)})
     el(la, "signatureCode", {"code": "S"})
-    e = assigned_professional(la, "assignedEntity", p, ctx, ctx.biologist_role, None)
+    e = assigned_professional(la, "assignedEntity", p, ctx, role or ctx.biologist_role, None)
     org = el(e, "representedOrganization")
     ii(org, "id", ctx.organization.id)
     text_el(org, "name", ctx.organization.name)
@@ -321,6 +337,7 @@ def encompassing_encounter(
     patient_class: str,
     responsible: Practitioner,
     visit_number: str = "",
+    role: tuple[str, str] | None = None,
 ) -> None:
     enc = el(el(root, "componentOf"), "encompassingEncounter")
     if visit_number:
@@ -333,7 +350,9 @@ def encompassing_encounter(
     else:
         el(eff, "low", {"nullFlavor": "UNK"})
     rp = el(enc, "responsibleParty")
-    e = assigned_professional(rp, "assignedEntity", responsible, ctx, ctx.biologist_role, None)
+    e = assigned_professional(
+        rp, "assignedEntity", responsible, ctx, role or ctx.biologist_role, None
+    )
     organization(e, "representedOrganization", ctx.organization)
     fac = el(el(enc, "location"), "healthCareFacility")
     fcode, fdisplay = ctx.organization.facility_type

@@ -1,4 +1,4 @@
-"""The readable form of a lab report (PDF) when the lab did not send its own.
+"""The readable form of a lab or imaging report (PDF) when the sender did not send its own.
 
 A French lab report as a reader expects it: laboratory header, patient, prescriber,
 one table per chapter/battery with result, unit, reference range and flag (abnormal
@@ -20,7 +20,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from pfi.transforms.cda.context import CdaContext
-from pfi.transforms.lab.model import LabReport, Observation, Practitioner
+from pfi.transforms.imaging.model import ImagingReport
+from pfi.transforms.lab.model import LabReport, Observation, Patient, Practitioner
 
 _BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9, leading=11)
 _SMALL = ParagraphStyle("small", parent=_BASE, fontSize=8, leading=10, textColor=colors.grey)
@@ -202,3 +203,123 @@ def render_lab_report_pdf(report: LabReport, context: CdaContext) -> bytes:
 
 def _label(o: Observation) -> str:
     return o.local_code.display or (o.loinc.display if o.loinc else "") or o.local_code.code
+
+
+_SECTION_TITLES = {
+    "indication": "Indication et renseignements cliniques",
+    "technique": "Technique",
+    "findings": "Résultats",
+    "report": "Compte rendu",
+    "comparison": "Comparaison avec les examens antérieurs",
+    "conclusion": "Conclusion",
+    "addendum": "Addendum",
+    "comment": "Commentaire",
+}
+
+
+def render_imaging_report_pdf(report: ImagingReport, context: CdaContext) -> bytes:
+    """An A4 PDF of an imaging report, as a French radiology report reads.
+
+    Establishment and patient, the exams (name, date, modality, accession number),
+    prescriber, then the radiologist's text in the order written (indication, technique,
+    findings, comparison, conclusion in bold), and who validated it and when.
+    """
+    from pfi.transforms.cda.reference_data import modality_display
+
+    buf = io.BytesIO()
+    org = context.organization
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=15 * mm,
+        title="Compte rendu d'imagerie médicale",
+        author=org.name,
+        creator="PFI",
+        invariant=1,
+    )
+    story: list = [_establishment_and_patient(context, report.patient), Spacer(1, 4 * mm)]
+    story.append(_p("Compte rendu d'imagerie médicale", _TITLE))
+    for exam in report.validated_exams:
+        modality = exam.modality.code if exam.modality else exam.modality_as_sent
+        details = [
+            f"le {_date(exam.started_at)}" if exam.started_at else "",
+            f"modalité {modality_display(modality) or modality}" if modality else "",
+            f"n° d'examen {exam.accession_number}" if exam.accession_number else "",
+        ]
+        story.append(_p(exam.display, _H2))
+        line = " — ".join(d for d in details if d)
+        if line:
+            story.append(_p(line, _SMALL))
+    story.append(
+        _p(
+            f"Demande {report.exams[0].placer_order or '—'} — prescripteur : "
+            f"{_who(report.prescriber)}"
+            + (
+                f" — copie à : {', '.join(_who(c) for c in report.copy_to)}"
+                if report.copy_to
+                else ""
+            ),
+            _SMALL,
+        )
+    )
+    several = len(report.validated_exams) > 1
+    previous = None
+    for section in report.document_sections:
+        heading = section.title or _SECTION_TITLES[section.kind.value]
+        if several:
+            heading = f"{heading} ({report.exams[section.exam].display})"
+        if heading != previous:
+            story.append(_p(heading, _H2))
+            previous = heading
+        style = _BOLD if section.kind.value == "conclusion" else _BASE
+        story.append(_p(section.text, style))
+    story += [
+        Spacer(1, 6 * mm),
+        _p(
+            f"Compte rendu validé par {_who(report.radiologist)} le {_date(report.validated_at)}",
+            _BOLD,
+        ),
+        _p(
+            f"Document produit le {context.effective_time:%d/%m/%Y à %H:%M} — version "
+            f"{context.ids.version}",
+            _SMALL,
+        ),
+    ]
+    if context.ids.version > 1:
+        story.append(_p("Ce compte rendu annule et remplace la version précédente.", _BOLD))
+    doc.build(story)
+    return buf.getvalue()
+
+
+def _establishment_and_patient(context: CdaContext, p: Patient) -> Table:
+    org = context.organization
+    addr = org.address
+    org_lines = [
+        org.name,
+        addr.street,
+        f"{addr.postal_code} {addr.city}".strip(),
+        org.telecom.removeprefix("tel:"),
+        f"FINESS {org.finess}",
+    ]
+    ins = p.ins
+    patient_lines = [
+        f"{p.birth_family} {p.given}".strip()
+        + (f" (nom d'usage {p.used_family})" if p.used_family else ""),
+        f"Né(e) le {_date(p.birth_date)} — sexe {p.sex}",
+        f"INS {ins.value}" if ins and p.identity_status == "VALI" else "",
+        "IPP " + ", ".join(i.value for i in p.local_ids) if p.local_ids else "",
+    ]
+    header = Table(
+        [
+            [
+                _p("\n".join(x for x in org_lines if x), _BOLD),
+                _p("\n".join(x for x in patient_lines if x), _RIGHT),
+            ]
+        ],
+        colWidths=[90 * mm, 90 * mm],
+    )
+    header.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    return header

@@ -18,6 +18,10 @@ def _value_set(name: str) -> dict[str, str]:
 
 SPECIMEN_TYPES = _value_set("JDV_HL7_SpecimenType_CISIS.xml")
 INTERPRETATIONS = _value_set("JDV_HL7_ObservationInterpretation_CISIS.xml")
+#: CR-IMG: DICOM acquisition modalities (DCM codes) and SNOMED CT anatomical locations the
+#: 2024.01 schematron accepts in the technique entry and the series (no nullFlavor).
+ACQUISITION_MODALITIES = _value_set("JDV_ModaliteAcquisition_CISIS.xml")
+ANATOMICAL_LOCATIONS = _value_set("JDV_LocalisationAnatomique_CISIS.xml")
 
 
 def specimen_type_display(code: str) -> str | None:
@@ -28,6 +32,16 @@ def specimen_type_display(code: str) -> str | None:
 def interpretation_display(flag: str) -> str | None:
     """French display of an abnormal flag (HL7 0078 = v3 ObservationInterpretation)."""
     return INTERPRETATIONS.get(flag)
+
+
+def modality_display(code: str) -> str | None:
+    """French display of a DICOM modality (CT, MR...), None when not in the value set."""
+    return ACQUISITION_MODALITIES.get(code)
+
+
+def anatomical_location_display(code: str) -> str | None:
+    """French display of a SNOMED CT anatomical location, None when not in the value set."""
+    return ANATOMICAL_LOCATIONS.get(code)
 
 
 def cda_xsd_path() -> str:

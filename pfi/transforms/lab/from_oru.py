@@ -57,7 +57,7 @@ def build_lab_report(msg: Hl7Message) -> LabReport:
     pid = msg.first("PID")
     if pid is None:
         raise Hl7Error(ErrorCode.SEGMENT_SEQUENCE_ERROR, "PID is missing", ErrorLocation("PID"))
-    patient = _patient(pid)
+    patient = read_patient(pid)
     builder = _ReportBuilder(msg)
     for seg in msg.segments:
         builder.feed(seg)
@@ -165,7 +165,7 @@ class _ReportBuilder:
         validated_at = max((b.reported_at for b in batteries if b.reported_at), default="")
         pv1 = self.msg.first("PV1")
         orc = self.msg.first("ORC")
-        ordering = first["ordering"] or (_xcn(orc, 12) if orc else None)
+        ordering = first["ordering"] or (read_xcn(orc, 12) if orc else None)
         return LabReport(
             control_id=self.msg.header.control_id,
             sending_application=self.msg.header.sending_application,
@@ -197,7 +197,9 @@ def _oid_of(seg: Segment, n: int, comp: int, rep: int = 1) -> tuple[str, str]:
     return ns, oid
 
 
-def _patient(pid: Segment) -> Patient:
+def read_patient(pid: Segment) -> Patient:
+    """PID as the CDA header needs it (INS, IPP, birth names, birth date); shared with
+    the imaging reader, which follows the same PAM-FR conventions."""
     ids = []
     for rep in range(1, len(pid.repetitions(3)) + 1):
         value = pid.get(3, 1, rep=rep).strip()
@@ -261,7 +263,8 @@ def _patient(pid: Segment) -> Patient:
     )
 
 
-def _xcn(seg: Segment, n: int, rep: int = 1) -> Practitioner | None:
+def read_xcn(seg: Segment, n: int, rep: int = 1) -> Practitioner | None:
+    """An XCN professional (RPPS in component 1, authority OID in 9.2, type in 13)."""
     pid = seg.get(n, 1, rep=rep).strip()
     family = seg.get(n, 2, rep=rep).strip()
     if not pid and not family:
@@ -277,7 +280,7 @@ def _xcn(seg: Segment, n: int, rep: int = 1) -> Practitioner | None:
     )
 
 
-def _ndl(seg: Segment, n: int) -> Practitioner | None:
+def read_ndl(seg: Segment, n: int) -> Practitioner | None:
     """OBR-32 (NDL): CNN in component 1, subcomponents id&family&given&...&prefix."""
     ident = seg.get(n, 1, 1).strip()
     family = seg.get(n, 1, 2).strip()
@@ -292,7 +295,8 @@ def _ndl(seg: Segment, n: int) -> Practitioner | None:
     )
 
 
-def _coded(seg: Segment, n: int, start: int = 1) -> Coded | None:
+def read_coded(seg: Segment, n: int, start: int = 1) -> Coded | None:
+    """A CE/CWE triplet starting at component `start` (4 reads the alternate triplet)."""
     code = seg.get(n, start).strip()
     if not code:
         return None
@@ -314,7 +318,7 @@ def _status(seg: Segment, n: int, where: ErrorLocation) -> ResultStatus:
 
 
 def _battery_fields(seg: Segment, index: int, msg: Hl7Message) -> dict:
-    code = _coded(seg, 4)
+    code = read_coded(seg, 4)
     if code is None:
         raise Hl7Error(
             ErrorCode.REQUIRED_FIELD_MISSING,
@@ -350,9 +354,11 @@ def _battery_fields(seg: Segment, index: int, msg: Hl7Message) -> dict:
         "received_at": seg.get(14, 1).strip(),
         "reported_at": seg.get(22, 1).strip(),
         "section": seg.get(24).strip().upper(),
-        "ordering": _xcn(seg, 16),
-        "copy_to": [p for r in range(1, len(seg.repetitions(28)) + 1) if (p := _xcn(seg, 28, r))],
-        "validator": _ndl(seg, 32),
+        "ordering": read_xcn(seg, 16),
+        "copy_to": [
+            p for r in range(1, len(seg.repetitions(28)) + 1) if (p := read_xcn(seg, 28, r))
+        ],
+        "validator": read_ndl(seg, 32),
         "parent": seg.get(26, 1).strip(),
         "specimens": specimens,
         "observations": [],
@@ -361,13 +367,13 @@ def _battery_fields(seg: Segment, index: int, msg: Hl7Message) -> dict:
 
 
 def _spm_specimen(seg: Segment) -> Specimen:
-    type_ = _coded(seg, 4)
+    type_ = read_coded(seg, 4)
     return Specimen(
         id=seg.get(2, 1, 1).strip() or seg.get(2, 2, 1).strip() or seg.get(1).strip(),
         type=Coded(type_.code, type_.display, type_.system or "HL70487") if type_ else None,
         collected_at=seg.get(17, 1).strip(),
         received_at=seg.get(18).strip(),
-        site=_coded(seg, 8),
+        site=read_coded(seg, 8),
     )
 
 
@@ -427,8 +433,8 @@ def _observation_fields(seg: Segment, index: int) -> dict | None:
     if status is ResultStatus.DELETED:
         return None
     value_type = seg.get(2).strip().upper()
-    code = _coded(seg, 3)
-    alternate = _coded(seg, 3, 4)
+    code = read_coded(seg, 3)
+    alternate = read_coded(seg, 3, 4)
     if code is None:
         raise Hl7Error(
             ErrorCode.REQUIRED_FIELD_MISSING,
@@ -458,10 +464,10 @@ def _observation_fields(seg: Segment, index: int) -> dict | None:
             f.strip() for f in seg.repetitions(8) if f.strip() and f.strip() != '""'
         ),
         "observed_at": seg.get(14, 1).strip(),
-        "method": _coded(seg, 17),
+        "method": read_coded(seg, 17),
         "comments": [],
         "sub_id": seg.get(4).strip(),
-        "validator": _xcn(seg, 16),
+        "validator": read_xcn(seg, 16),
     }
 
 
@@ -498,12 +504,12 @@ def _value(seg: Segment, index: int, value_type: str, status: ResultStatus) -> O
         reps = seg.repetitions(5)
         return Text("\n".join(seg.text(5, r) for r in range(1, len(reps) + 1)), value_type != "ST")
     if value_type in _CODED_TYPES:
-        coded = _coded(seg, 5)
+        coded = read_coded(seg, 5)
         if coded is None:
             raise Hl7Error(ErrorCode.DATA_TYPE_ERROR, "OBX-5.1 (coded value) is empty", where)
         return coded
     if value_type == "ED":
-        return _embedded(seg, index)
+        return read_embedded(seg, index)
     raise Hl7Error(
         ErrorCode.TABLE_VALUE_NOT_FOUND,
         f"OBX-2 = {value_type or '(empty)'}: PFI reads NM, SN, ST, TX, FT, CE, CWE, CNE, ED",
@@ -511,7 +517,8 @@ def _value(seg: Segment, index: int, value_type: str, status: ResultStatus) -> O
     )
 
 
-def _embedded(seg: Segment, index: int) -> EmbeddedDocument:
+def read_embedded(seg: Segment, index: int) -> EmbeddedDocument:
+    """OBX-5 of type ED: Base64 only, and a PDF announced as such must be one."""
     where = ErrorLocation("OBX", sequence=index, field=5, component=5)
     encoding = seg.get(5, 4).strip().upper()
     if encoding != "BASE64":
