@@ -167,12 +167,8 @@ class Engine:
                     self.supervisor.bootstrap,
                     self.settings.engine.data_dir / "logs" / "workers.log",
                 )
-                self.worker_process.start()
-                self.readiness.add("workers", self.worker_process.ready)
-                if not await asyncio.to_thread(self.worker_process.wait_ready, 30.0):
-                    log.warning(
-                        "worker process not ready after 30s; see %s", self.worker_process.log_file
-                    )
+                self.worker_process.start()  # the front door does not wait for it
+                self.readiness.add("workers", self.worker_process.ready, required=False)
             else:
                 await asyncio.to_thread(self._start_workers_here, self.supervisor.bootstrap)
         await self._start_http()
@@ -206,7 +202,7 @@ class Engine:
             on_lag=metrics.set_consumer_lag,
         )
         self.workers.start()
-        self.readiness.add("workers", self.workers.alive)
+        self.readiness.add("workers", self.workers.alive, required=False)
         notifications_to(self.workers.notify)
         announce_ready()
 

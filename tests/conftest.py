@@ -86,3 +86,13 @@ def validate(cda_xsd: etree.XMLSchema) -> Callable[[bytes], list[str]]:
         return [f"line {e.line}: {e.message}" for e in cda_xsd.error_log]
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_left_running() -> Iterator[None]:
+    """Stop any `pfi run` subprocess a test started, whatever its outcome."""
+    yield
+    from tests.support.engine import EngineProcess
+
+    while EngineProcess.started:
+        EngineProcess.started.pop().stop()

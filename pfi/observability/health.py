@@ -19,9 +19,14 @@ Probe = Callable[[], bool]
 @dataclass
 class Readiness:
     probes: dict[str, Probe] = field(default_factory=dict)
+    #: Probes shown in /readyz but not deciding it (e.g. the worker process: the front
+    #: door accepts and stores messages while the workers start or restart).
+    informational: set[str] = field(default_factory=set)
 
-    def add(self, name: str, probe: Probe) -> None:
+    def add(self, name: str, probe: Probe, *, required: bool = True) -> None:
         self.probes[name] = probe
+        if not required:
+            self.informational.add(name)
 
     def check(self) -> tuple[bool, dict[str, str]]:
         results: dict[str, str] = {}
@@ -34,4 +39,5 @@ class Readiness:
                 results[name] = f"down ({type(exc).__name__})"
                 continue
             results[name] = "up" if ok else "down"
-        return all(v == "up" for v in results.values()), results
+        ready = all(v == "up" for k, v in results.items() if k not in self.informational)
+        return ready, results

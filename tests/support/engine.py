@@ -43,7 +43,13 @@ def pid_alive(pid: int) -> bool:
 
 
 class EngineProcess:
-    """A `pfi run` subprocess with its own config file, ports and data directory."""
+    """A `pfi run` subprocess with its own config file, ports and data directory.
+
+    Every started engine is remembered so that a failing test never leaves one running
+    (tests/conftest.py stops them all after each test).
+    """
+
+    started: list[EngineProcess] = []  # noqa: RUF012 - process-wide registry on purpose
 
     def __init__(
         self, workdir: Path, config: dict[str, Any] | None = None, env: dict[str, str] | None = None
@@ -96,6 +102,7 @@ class EngineProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        EngineProcess.started.append(self)
         deadline = started + wait_ready_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
