@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -117,11 +118,20 @@ class Engine:
             loop.add_signal_handler(sig, stop.set)
         if self.role == "workers":
             loop.add_signal_handler(signal.SIGUSR1, self._rewind_workers)
-        try:
-            await self.start()
-        except Exception as exc:
+        starting = asyncio.create_task(self.start(), name="start")
+        stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # a signal while still starting (a broker that never came)
+            log.info("signal received during start-up: stopping")
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+            await self.shutdown()
+            return 0
+        if (exc := starting.exception()) is not None:
+            stopping.cancel()
             log.error("engine failed to start: %s: %s", type(exc).__name__, exc)
-            log.debug("start failure", exc_info=True)
+            log.debug("start failure", exc_info=exc)
             await self.shutdown()
             return 1
         if self.role == "workers":
@@ -367,4 +377,24 @@ def run_engine(
     except ValueError as exc:
         log.error("%s", exc)
         return 2
-    return asyncio.run(engine.serve())
+    loop = asyncio.new_event_loop()
+    try:
+        code = loop.run_until_complete(engine.serve())
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()  # unlike asyncio.run, does not wait for busy executor threads
+    time.sleep(0.05)  # idle executor threads exit on their own
+    # A thread stuck in a blocking call (a database that never answers...) must not keep
+    # the process alive past its drain: the outbox has everything that was ACKed.
+    stuck = [
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.daemon
+    ]
+    if stuck:
+        log.warning("exiting with threads still busy: %s", ", ".join(stuck))
+        logging.shutdown()
+        os._exit(code)
+    return code
