@@ -90,7 +90,7 @@ class EngineProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, wait_ready_s: float = 15.0) -> float:
+    def start(self, wait_ready_s: float = 60.0) -> float:
         """Start and wait for /readyz 200; returns the seconds it took."""
         started = time.monotonic()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
