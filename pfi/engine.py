@@ -38,11 +38,16 @@ from pfi.bus.worker_process import (
     lower_priority,
     notifications_to,
 )
+from pfi.config import ConfigError
 from pfi.config.model import Settings
 from pfi.console.app import create_app
 from pfi.identity.stage import IdentityStage
 from pfi.intake.service import IntakeService
 from pfi.observability.health import Readiness
+from pfi.routes import Routes, load_routes
+from pfi.routes.release_stage import HoldReleaseStage
+from pfi.routes.router import Router
+from pfi.routes.stage import RoutingStage
 from pfi.store import Database
 from pfi.store.migrate import current_revision, head_revision, upgrade
 
@@ -89,7 +94,12 @@ class Engine:
             lock_poll_s=0.002 if role == "workers" else 0.0005,
             checkpoint_in_background=role != "workers",
         )
-        self.stages = list(stages) if stages is not None else build_stages(settings, self.db)
+        self.router = Router(load_routes_of(settings))
+        self.stages = (
+            list(stages)
+            if stages is not None
+            else build_stages(settings, self.db, router=self.router)
+        )
         self.supervisor: BrokerSupervisor | None = None
         self.workers: WorkerRuntime | None = None
         self.worker_process: WorkerProcess | None = None
@@ -211,7 +221,12 @@ class Engine:
     async def _start_http(self) -> None:
         http = self.settings.http
         config = uvicorn.Config(
-            create_app(self.readiness, db=self.db),
+            create_app(
+                self.readiness,
+                db=self.db,
+                router=self.router,
+                on_outbox_committed=self._outbox_committed,
+            ),
             host=http.host,
             port=http.port,
             log_level="warning",
@@ -279,10 +294,22 @@ class Engine:
         self.db.dispose()
 
 
-def build_stages(settings: Settings, db: Database) -> list[Stage]:
+def load_routes_of(settings: Settings) -> Routes:
+    """The routes file named by `routing.routes_file`; `ConfigError` (file:line) if bad."""
+    return load_routes(settings.routing.routes_file, known_sources=settings.sources)
+
+
+def build_stages(settings: Settings, db: Database, *, router: Router | None = None) -> list[Stage]:
     """The engine's stages, in flow order. Capabilities add theirs here."""
     del db
-    return [IdentityStage(settings.identity)]
+    router = router or Router(load_routes_of(settings))
+    stages: list[Stage] = [
+        IdentityStage(settings.identity, on_patient_changed=router.patient_changed),
+        RoutingStage(router),
+    ]
+    if router.routes.release_triggers:
+        stages.append(HoldReleaseStage(router))
+    return stages
 
 
 def configure_basic_logging(settings: Settings, *, role: Role = "all") -> None:
@@ -314,6 +341,9 @@ def run_engine(
         log.info("simulators requested; none are wired into `pfi run` yet")
     try:
         engine = Engine(settings, role=role, config_path=config_path)
+    except ConfigError as exc:
+        log.error("routes error:\n%s", "\n".join(f"  {p}" for p in exc.problems))
+        return 2
     except ValueError as exc:
         log.error("%s", exc)
         return 2

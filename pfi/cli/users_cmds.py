@@ -7,24 +7,20 @@ to the audit trail as `cli:<OS user>` in the same transaction.
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from pfi.cli.options import ConfigOption, settings_or_exit
+from pfi.cli.options import ConfigOption, cli_actor, open_store
 from pfi.console import accounts
 from pfi.console.audit import record_audit
 from pfi.console.roles import Role
 from pfi.store import Database
-from pfi.store.migrate import current_revision, head_revision
 from pfi.store.models import User, utcnow
 
 users_app = typer.Typer(
@@ -52,11 +48,11 @@ def add(
 ) -> None:
     """Create a user (or re-enable a revoked one) and print their first token once."""
     now = utcnow()
-    with _store(config) as db, _changes(db) as session:
+    with open_store(config) as db, _changes(db) as session:
         issued = accounts.add_user(session, name, role, expires_at=_expiry(now, expires_days))
         record_audit(
             session,
-            _cli_actor(),
+            cli_actor(),
             "user.add",
             "user",
             name,
@@ -73,11 +69,11 @@ def token(
 ) -> None:
     """Issue another token for a user (rotation: issue, deploy, revoke the old one)."""
     now = utcnow()
-    with _store(config) as db, _changes(db) as session:
+    with open_store(config) as db, _changes(db) as session:
         issued = accounts.issue_token(session, name, expires_at=_expiry(now, expires_days))
         record_audit(
             session,
-            _cli_actor(),
+            cli_actor(),
             "user.token",
             "user",
             name,
@@ -96,17 +92,17 @@ def revoke(
     config: ConfigOption = None,
 ) -> None:
     """Disable a user and revoke all their tokens, or revoke only one with --token."""
-    with _store(config) as db, _changes(db) as session:
+    with open_store(config) as db, _changes(db) as session:
         if token_id is None:
             count = accounts.revoke_user(session, name)
             record_audit(
-                session, _cli_actor(), "user.revoke", "user", name, details={"tokens": count}
+                session, cli_actor(), "user.revoke", "user", name, details={"tokens": count}
             )
             message = f"user {name} disabled; {count} token(s) revoked"
         else:
             accounts.revoke_token(session, name, token_id)
             record_audit(
-                session, _cli_actor(), "token.revoke", "user", name, details={"token_id": token_id}
+                session, cli_actor(), "token.revoke", "user", name, details={"token_id": token_id}
             )
             message = f"token {token_id} of {name} revoked"
     typer.echo(message)
@@ -118,7 +114,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per user")] = False,
 ) -> None:
     """List users, their role and their tokens (ids only: tokens are not stored)."""
-    with _store(config) as db, db.reader() as session:
+    with open_store(config) as db, db.reader() as session:
         users = accounts.list_users(session)
         for user in users:
             if as_json:
@@ -144,24 +140,6 @@ def list_(
             typer.echo(
                 "no users: `pfi users add NAME --role admin` creates the first one", err=True
             )
-
-
-@contextmanager
-def _store(config: Path | None) -> Iterator[Database]:
-    """The configured store, checked to be at the current schema, disposed on exit."""
-    db = Database(settings_or_exit(config).database_url)
-    try:
-        current, head = current_revision(db), head_revision(db)
-        if current != head:
-            typer.echo(
-                f"database {_safe_url(db.url)} is at revision {current or 'none'}, "
-                f"not {head}: run `pfi migrate` first",
-                err=True,
-            )
-            raise typer.Exit(2)
-        yield db
-    finally:
-        db.dispose()
 
 
 @contextmanager
@@ -193,20 +171,8 @@ def _expiry_detail(issued: accounts.IssuedToken) -> dict[str, str]:
     return {"expires_at": issued.expires_at.isoformat()} if issued.expires_at else {}
 
 
-def _cli_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return "cli:unknown"
-
-
 def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%SZ") if at else "never"
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for error messages."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _user_json(user: User) -> dict[str, object]:
