@@ -44,7 +44,7 @@ from pfi.console.app import create_app
 from pfi.identity.stage import IdentityStage
 from pfi.intake.service import IntakeService
 from pfi.observability.health import Readiness
-from pfi.routes import Routes, load_routes
+from pfi.routes import Routes, load_routes, routes_path
 from pfi.routes.release_stage import HoldReleaseStage
 from pfi.routes.router import Router
 from pfi.routes.stage import RoutingStage
@@ -295,8 +295,17 @@ class Engine:
 
 
 def load_routes_of(settings: Settings) -> Routes:
-    """The routes file named by `routing.routes_file`; `ConfigError` (file:line) if bad."""
-    return load_routes(settings.routing.routes_file, known_sources=settings.sources)
+    """The routes file `routing.routes_file` names (see `routes_path`); `ConfigError`
+    (file:line) if bad."""
+    path = routes_path(settings.routing.routes_file)
+    routes = load_routes(path, known_sources=settings.sources)
+    log.info(
+        "routes: %s (%d routes, %d release triggers)",
+        path,
+        len(routes.routes),
+        len(routes.release_triggers),
+    )
+    return routes
 
 
 def build_stages(settings: Settings, db: Database, *, router: Router | None = None) -> list[Stage]:

@@ -10,7 +10,7 @@ import typer
 from pfi import __version__
 from pfi.cli.options import ConfigOption, settings_or_exit
 from pfi.config import ConfigError
-from pfi.routes import DEFAULT_ROUTES_PATH, load_routes
+from pfi.routes import DEFAULT_ROUTES_PATH, load_routes, routes_path
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +25,7 @@ def check_config(
     """Validate a configuration file and the routes file it names (`routing.routes_file`);
     exit 2 with file:line, key and expectation on error."""
     settings = settings_or_exit(path)
-    routes_file = settings.routing.routes_file
+    routes_file = routes_path(settings.routing.routes_file)
     try:
         routes = load_routes(routes_file, known_sources=settings.sources)
     except ConfigError as exc:

@@ -12,6 +12,7 @@ import pytest
 from pfi.config import ConfigError, load_settings
 from pfi.config.outbound import OutboundSettings, ReplyEndpoint
 from pfi.engine import Engine, build_stages
+from pfi.routes import BUILTIN_ROUTES_PATH, routes_path
 from pfi.routes.release_stage import HoldReleaseStage
 from pfi.routes.stage import RoutingStage
 
@@ -128,3 +129,22 @@ def test_a_catch_all_ack_endpoint_before_others_is_an_error(tmp_path: Path) -> N
         load_settings(path, environ={})
     assert "business_acks[0] matches every sender" in str(exc.value)
     assert "pfi.yaml:3: outbound" in str(exc.value)
+
+
+def test_shipped_routes_are_the_repository_routes() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    assert BUILTIN_ROUTES_PATH.read_bytes() == (repo / "config" / "routes.yaml").read_bytes(), (
+        "pfi/routes/default_routes.yaml is the copy of config/routes.yaml that `pfi run` uses "
+        "from a directory without config/: copy it again"
+    )
+
+
+def test_routes_file_defaults_to_config_then_to_the_shipped_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert routes_path(tmp_path / "mine.yaml") == tmp_path / "mine.yaml"
+    monkeypatch.chdir(tmp_path)
+    assert routes_path(None) == BUILTIN_ROUTES_PATH
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "routes.yaml").write_text("routes: []\n")
+    assert routes_path(None) == Path("config/routes.yaml")
