@@ -44,7 +44,7 @@ from pfi.console.app import create_app
 from pfi.identity.stage import IdentityStage
 from pfi.intake.service import IntakeService
 from pfi.observability.health import Readiness
-from pfi.routes import Routes, load_routes, routes_path
+from pfi.routes import BUILTIN_ROUTES_PATH, Routes, load_routes, routes_path
 from pfi.routes.release_stage import HoldReleaseStage
 from pfi.routes.router import Router
 from pfi.routes.stage import RoutingStage
@@ -298,7 +298,10 @@ def load_routes_of(settings: Settings) -> Routes:
     """The routes file `routing.routes_file` names (see `routes_path`); `ConfigError`
     (file:line) if bad."""
     path = routes_path(settings.routing.routes_file)
-    routes = load_routes(path, known_sources=settings.sources)
+    # The shipped routes name the usual feeds (SGL, RIS, DPI); an installation without
+    # one of them simply has no document from it, which is no reason to refuse to start.
+    known = None if path == BUILTIN_ROUTES_PATH else settings.sources
+    routes = load_routes(path, known_sources=known)
     log.info(
         "routes: %s (%d routes, %d release triggers)",
         path,

@@ -10,7 +10,7 @@ import typer
 from pfi import __version__
 from pfi.cli.options import ConfigOption, settings_or_exit
 from pfi.config import ConfigError
-from pfi.routes import DEFAULT_ROUTES_PATH, load_routes, routes_path
+from pfi.routes import BUILTIN_ROUTES_PATH, DEFAULT_ROUTES_PATH, load_routes, routes_path
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,8 @@ def check_config(
     settings = settings_or_exit(path)
     routes_file = routes_path(settings.routing.routes_file)
     try:
-        routes = load_routes(routes_file, known_sources=settings.sources)
+        known = None if routes_file == BUILTIN_ROUTES_PATH else settings.sources
+        routes = load_routes(routes_file, known_sources=known)
     except ConfigError as exc:
         typer.echo("routes error:", err=True)
         for problem in exc.problems:

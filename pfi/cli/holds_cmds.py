@@ -16,7 +16,7 @@ import typer
 from pfi.bus.outbox import add_to_outbox
 from pfi.cli.options import ConfigOption, cli_actor, open_store, settings_or_exit
 from pfi.config import ConfigError
-from pfi.routes import load_routes, routes_path
+from pfi.routes import BUILTIN_ROUTES_PATH, load_routes, routes_path
 from pfi.routes.hold_queries import HoldFilter, HoldListing, find_holds
 from pfi.routes.router import Router, RoutingRefused
 
@@ -65,7 +65,8 @@ def release(
     settings = settings_or_exit(config)
     try:
         path = routes_path(settings.routing.routes_file)
-        router = Router(load_routes(path, known_sources=settings.sources))
+        known = None if path == BUILTIN_ROUTES_PATH else settings.sources
+        router = Router(load_routes(path, known_sources=known))
     except ConfigError as exc:
         typer.echo("routes error:", err=True)
         for problem in exc.problems:
