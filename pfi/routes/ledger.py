@@ -29,6 +29,7 @@ from pfi.routes.document_meta import DocumentMeta
 from pfi.routes.inputs import DestinationKind, destination_key
 from pfi.routes.model import HoldKind
 from pfi.routes.outcome import Destination, Operation, Outcome, RoutingDecision
+from pfi.routes.outcome import Hold as RouteHold
 from pfi.store.models import Delivery, Document, DocumentVersion, Hold, Routing, utcnow
 
 #: Statuses of a delivery that left, or is on its way: a new decision never sends it again.
@@ -164,30 +165,45 @@ class LedgerWriter:
         previous_delivery_id: int | None,
     ) -> Delivery:
         """A new revision-0 row for a destination of this version."""
-        row = Delivery(
-            document_version_id=self.version.id,
-            destination=dest.kind.value,
-            recipient=dest.address,
-            operation=dest.operation.value,
-            revision=0,
-            status=_status(dest.outcome),
-            attempts=0,
-            refusal_reason=dest.refusal or None,
-            request=self.request_json(decision, dest, previous_delivery_id=previous_delivery_id),
-            created_at=self.now,
-            updated_at=self.now,
-        )
-        self.session.add(row)
+        return self.add_all(decision, [(dest, previous_delivery_id)])[0]
+
+    def add_all(
+        self,
+        decision: RoutingDecision,
+        items: Sequence[tuple[Destination, int | None]],
+    ) -> list[Delivery]:
+        """New revision-0 rows, inserted together (one flush, then one for their holds):
+        the stage does this per document, inside SQLite's only write lock."""
+        rows = [
+            Delivery(
+                document_version_id=self.version.id,
+                destination=dest.kind.value,
+                recipient=dest.address,
+                operation=dest.operation.value,
+                revision=0,
+                status=_status(dest.outcome),
+                attempts=0,
+                refusal_reason=dest.refusal or None,
+                request=self.request_json(decision, dest, previous_delivery_id=previous),
+                created_at=self.now,
+                updated_at=self.now,
+            )
+            for dest, previous in items
+        ]
+        self.session.add_all(rows)
         self.session.flush()
-        if dest.outcome is Outcome.SEND:
-            self.publish(row)
-        elif dest.outcome is Outcome.HOLD:
-            self.changes.held.append(row.id)
-            self.changes.held_destinations.append(row.destination)
-            self.sync_holds(row, dest)
-        else:
-            self.changes.refused.append(row.id)
-        return row
+        to_hold: list[tuple[Delivery, Destination]] = []
+        for row, (dest, _) in zip(rows, items, strict=True):
+            if dest.outcome is Outcome.SEND:
+                self.publish(row)
+            elif dest.outcome is Outcome.HOLD:
+                self.changes.held.append(row.id)
+                self.changes.held_destinations.append(row.destination)
+                to_hold.append((row, dest))
+            else:
+                self.changes.refused.append(row.id)
+        self.place_holds([(row, hold) for row, dest in to_hold for hold in dest.holds])
+        return rows
 
     def apply(
         self,
@@ -317,28 +333,35 @@ class LedgerWriter:
         if gone:
             self.close_holds(row, kinds=gone, current=open_)
         have = {h.kind for h in open_}
-        for kind, hold in wanted.items():
-            if kind in have:
-                continue
-            placed = Hold(
+        self.place_holds([(row, h) for kind, h in wanted.items() if kind not in have])
+
+    def place_holds(self, holds: Sequence[tuple[Delivery, RouteHold]]) -> None:
+        """Open holds rows (one flush for all), each audited as placed by routing."""
+        if not holds:
+            return
+        placed = [
+            Hold(
                 document_version_id=row.document_version_id,
                 delivery_id=row.id,
-                kind=kind,
+                kind=hold.kind.value,
                 reason=hold.reason,
                 created_at=self.now,
             )
-            self.session.add(placed)
-            self.session.flush()
+            for row, hold in holds
+        ]
+        self.session.add_all(placed)
+        self.session.flush()
+        for record, (row, hold) in zip(placed, holds, strict=True):
             record_audit(
                 self.session,
                 ROUTING_ACTOR,
                 "hold.place",
                 "hold",
-                placed.id,
+                record.id,
                 reason=hold.reason,
-                details=self._details(row, kind, released_by=list(hold.released_by)),
+                details=self._details(row, record.kind, released_by=list(hold.released_by)),
             )
-            self.changes.holds_placed.append(placed.id)
+            self.changes.holds_placed.append(record.id)
 
     def close_holds(
         self,

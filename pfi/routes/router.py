@@ -137,21 +137,30 @@ class Router:
         document = version.document
         meta = DocumentMeta.from_json(version.meta)
         patient = self._patient_for_update(session, document.patient_id)
-        earlier = list(
-            session.scalars(
-                select(Delivery)
-                .join(DocumentVersion, Delivery.document_version_id == DocumentVersion.id)
-                .where(
-                    DocumentVersion.document_id == document.id,
-                    DocumentVersion.version < version.version,
+        first_version = version.version <= 1  # most documents: nothing earlier to read
+        earlier = (
+            []
+            if first_version
+            else list(
+                session.scalars(
+                    select(Delivery)
+                    .join(DocumentVersion, Delivery.document_version_id == DocumentVersion.id)
+                    .where(
+                        DocumentVersion.document_id == document.id,
+                        DocumentVersion.version < version.version,
+                    )
+                    .order_by(DocumentVersion.version, Delivery.revision, Delivery.id)
                 )
-                .order_by(DocumentVersion.version, Delivery.revision, Delivery.id)
             )
         )
         delivered_before = frozenset(
             delivery_key(row) for row in earlier if row.status in LEFT and row.revision == 0
         )
-        carried = self._carried_acts(session, document.id, version.version)
+        carried = (
+            (frozenset(), {})
+            if first_version
+            else self._carried_acts(session, document.id, version.version)
+        )
         routing_input = RoutingInput(
             source=document.source,
             document_kind=_document_kind(document.document_type),
@@ -179,7 +188,6 @@ class Router:
             revision=0,
         )
         session.add(routing)
-        session.flush()
         writer = LedgerWriter(
             session,
             routing,
@@ -199,8 +207,9 @@ class Router:
             if row.status == "held":
                 writer.supersede(row, version.version, sender_release)
         latest_left = _latest_left(earlier)
-        for dest in decision.destinations:
-            writer.add(decision, dest, previous_delivery_id=_previous(dest, latest_left))
+        writer.add_all(
+            decision, [(dest, _previous(dest, latest_left)) for dest in decision.destinations]
+        )
         for warning in decision.warnings:
             log.info("document %s v%d: %s", event.set_id, version.version, warning)
         writer.changes.decisions.append(decision)
