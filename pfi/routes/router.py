@@ -138,6 +138,15 @@ class Router:
         meta = DocumentMeta.from_json(version.meta)
         patient = self._patient_for_update(session, document.patient_id)
         first_version = version.version <= 1  # most documents: nothing earlier to read
+        if not first_version:
+            # Earlier versions' rows may be superseded below: take their routing locks
+            # first, as a release of one of their holds would (same lock order).
+            session.scalars(
+                select(Routing.id)
+                .where(Routing.document_id == document.id)
+                .order_by(Routing.document_version_id)
+                .with_for_update()
+            ).all()
         earlier = (
             []
             if first_version
