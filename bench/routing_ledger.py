@@ -37,7 +37,7 @@ from tests.support.databases import (  # noqa: E402
     fresh_postgres_database,
     postgres_unavailable_reason,
 )
-from tests.support.documents import add_patient, event, lab_meta, store_version  # noqa: E402
+from tests.support.routing_documents import add_patient, event, lab_meta, store_version  # noqa: E402
 
 MAX_DOCUMENTS = 2000
 MAX_SECONDS = 8.0

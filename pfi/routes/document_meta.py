@@ -1,66 +1,55 @@
-"""`document_versions.meta`: what the documents stage keeps from the message for routing.
+"""`document_versions.meta` as routing reads it.
 
-The documents stage writes it, the routing stage reads it (and so do the delivery
-workers: reply-to address, and the business acknowledgement owed to the sender). One
-typed shape on both sides, serialised as plain JSON, so that a key renamed on one side
-is a test failure, not a document that silently goes nowhere.
+The documents stage writes the JSON (its `VersionMeta`, pfi/documents/meta.py on the
+documents-stage branch): what routing needs that is not in columns — the sender's
+MetaDMPMSS, the people the message names (PRT participants, prescriber, copies) with
+their MSSanté addresses, the message that carried the document (whom a ZAM answers),
+the order numbers (what release triggers name). This module is the routing side of that
+contract: one typed view, `DocumentMeta`, read with `from_json`, which names the key
+that is wrong instead of routing a document to nobody.
 
-What lives in columns is not repeated here: document type and LOINC code, source and
-patient (`documents`), action, confidentiality, version, CDA id (`document_versions`).
+The keys read (VersionMeta.to_json), everything else is ignored:
 
 ```json
 {
-  "schema": 1,
-  "sender_metadata": {"MASQUE_PS": "N", "INVISIBLE_PATIENT": "N", "DESTDMP": "Y", ...,
-                      "CORPSMAIL_PS": "text, base64 already decoded"},   // or null (way b)
-  "patient_may_not_reply": false,                   // NTE-4 FIN after DESTMSSANTEPAT
-  "recipients": [{"address": "dr.x@chu.mssante.fr", "role": "prescriber",
-                  "name": "Dr X", "id": "810001234567", "id_type": "RPPS"}],
-  "patient_address": "1790328...@patient.mssante.fr",   // PRT RCT of the patient, if any
-  "reply_to": "secretariat@chu.mssante.fr",          // PRT REPLY
-  "message": {"control_id": "015", "sending_application": "SIL-Y",
-              "sending_facility": "labo", "receiving_application": "PFI-X",
-              "receiving_facility": "Organisation-X", "message_type": "ORU^R01",
-              "processing_id": "P"},
-  "orders": {"placer": "98765431", "filler": "1001-E1", "accession": ""},
-  "unique_document_number": "",                      // MDM TXA-12
-  "warnings": ["..."]
+  "way": "transmission",                        // or "built" (PFI built the CR-BIO)
+  "message_type": "ORU^R01", "control_id": "015", "sender": "SIL-Y|labo",  // MSH-3|MSH-4
+  "sender_metadata": {"DESTDMP": "Y", ..., "CORPSMAIL_PS": "decoded text"},  // or null
+  "patient_may_not_reply": false,               // NTE-4 FIN after DESTMSSANTEPAT
+  "people": [
+    {"role": "recipient", "id": "801234567897", "id_type": "IDNPS", "family": "Hoda",
+     "given": "Adam", "organization_name": "", "mssante_address": "adam.hoda@...",
+     "is_patient": false},                      // PRT RCT
+    {"role": "recipient", "is_patient": true, "mssante_address": "...@patient.mssante.fr"},
+    {"role": "reply", "mssante_address": "..."},                 // PRT REPLY
+    {"role": "prescriber", "id": "801234567897"},                // ORC-12 / OBR-16
+    {"role": "copy", "id": "10003", "mssante_address": "..."}    // OBR-28, once resolved
+  ],
+  "placer_order": "98765431", "filler_order": "1001-E1",
+  "accession_number": "",                       // imaging (optional)
+  "txa_unique_document_number": "",             // MDM TXA-12
+  "warnings": []
 }
 ```
 
-Either side builds it with `DocumentMeta(...)` or the helpers (`from_transmission`,
-`SourceMessage.from_header`), and reads it with `DocumentMeta.from_json`, which names
-the key that is wrong.
+Recipients: a `recipient` (PRT RCT) is routed as the prescriber when its id is the id of
+a `prescriber` entry, else as a copy; a `prescriber` or `copy` entry with an address
+(way b, resolved from the annuaire) is routed as such.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pfi.routes.inputs import Recipient, RecipientRole
 from pfi.routes.metadata import KNOWN as METADATA_NAMES
-from pfi.transforms.cda.transmission import CdaTransmission, DmpMssMetadata
+from pfi.routes.model import PATIENT_MAIL_DOMAIN
 from pfi.transforms.hl7 import MessageHeader
 
-SCHEMA_VERSION = 1
-
-#: DmpMssMetadata attribute -> MetaDMPMSS OBX-3.1.
-_METADATA_FIELDS = (
-    ("masque_ps", "MASQUE_PS"),
-    ("invisible_patient", "INVISIBLE_PATIENT"),
-    ("invisible_rep_legaux", "INVISIBLE_REP_LEGAUX"),
-    ("connexion_secrete", "CONNEXION_SECRETE"),
-    ("modif_conf_code", "MODIF_CONF_CODE"),
-    ("dest_dmp", "DESTDMP"),
-    ("dest_mssante_ps", "DESTMSSANTEPS"),
-    ("dest_mssante_patient", "DESTMSSANTEPAT"),
-    ("ack_reception", "ACK_RECEPTION"),
-    ("ack_lecture_mss", "ACK_LECTURE_MSS"),
-    ("corpsmail_ps", "CORPSMAIL_PS"),
-    ("corpsmail_patient", "CORPSMAIL_PATIENT"),
-)
+WAY_TRANSMISSION = "transmission"
+WAY_BUILT = "built"
 
 
 class DocumentMetaError(ValueError):
@@ -92,8 +81,6 @@ class SourceMessage:
     control_id: str
     sending_application: str
     sending_facility: str
-    receiving_application: str = ""
-    receiving_facility: str = ""
     message_type: str = ""
     processing_id: str = "P"
 
@@ -104,11 +91,14 @@ class SourceMessage:
             control_id=header.control_id,
             sending_application=header.sending_application.split(cs, 1)[0],
             sending_facility=header.sending_facility.split(cs, 1)[0],
-            receiving_application=header.receiving_application.split(cs, 1)[0],
-            receiving_facility=header.receiving_facility.split(cs, 1)[0],
             message_type=header.message_type,
             processing_id=(header.processing_id or "P")[:1],
         )
+
+    @property
+    def sender(self) -> str:
+        """MSH-3|MSH-4, as the documents stage and intake write it."""
+        return f"{self.sending_application}|{self.sending_facility}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +112,7 @@ class OrderNumbers:
 
 @dataclass(frozen=True, slots=True)
 class DocumentMeta:
+    way: str = WAY_BUILT
     sender_metadata: Mapping[str, str] | None = None
     patient_may_not_reply: bool = False
     recipients: tuple[MetaRecipient, ...] = ()
@@ -142,89 +133,11 @@ class DocumentMeta:
                     f"meta.sender_metadata: {', '.join(unknown)} not in the MetaDMPMSS table"
                 )
 
-    # -- building -------------------------------------------------------------------
-
-    @classmethod
-    def from_transmission(
-        cls,
-        transmission: CdaTransmission,
-        header: MessageHeader,
-        *,
-        prescriber_ids: Iterable[str] = (),
-        orders: OrderNumbers | None = None,
-    ) -> DocumentMeta:
-        """Way (a): MetaDMPMSS and PRT segments of a transmission-volet message.
-
-        `prescriber_ids`: ids of the ordering provider (ORC-12 / OBR-16) so that the PRT
-        RCT of the same person is routed as the prescriber (`mss_prescriber`).
-        """
-        prescribers = {p for p in prescriber_ids if p}
-        recipients: list[MetaRecipient] = []
-        patient_address = ""
-        for p in transmission.recipients:
-            if not p.mssante_address:
-                continue
-            if p.is_patient:
-                patient_address = p.mssante_address
-                continue
-            name = " ".join(x for x in (p.given, p.family) if x) or p.organization_name
-            recipients.append(
-                MetaRecipient(
-                    address=p.mssante_address,
-                    role=RecipientRole.PRESCRIBER
-                    if p.person_id and p.person_id in prescribers
-                    else RecipientRole.COPY,
-                    name=name,
-                    id=p.person_id or p.organization_id,
-                    id_type=p.person_id_type or p.organization_id_type,
-                )
-            )
-        return cls(
-            sender_metadata=metadata_values(transmission.metadata),
-            patient_may_not_reply=transmission.metadata.patient_may_not_reply,
-            recipients=tuple(recipients),
-            patient_address=patient_address,
-            reply_to=transmission.reply_to,
-            message=SourceMessage.from_header(header),
-            orders=orders or OrderNumbers(),
-            unique_document_number=transmission.unique_document_number,
-            warnings=transmission.warnings,
-        )
-
-    # -- reading --------------------------------------------------------------------
-
     @property
     def routing_recipients(self) -> tuple[Recipient, ...]:
         return tuple(r.to_recipient() for r in self.recipients)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA_VERSION,
-            "sender_metadata": dict(self.sender_metadata)
-            if self.sender_metadata is not None
-            else None,
-            "patient_may_not_reply": self.patient_may_not_reply,
-            "recipients": [
-                {
-                    "address": r.address,
-                    "role": r.role.value,
-                    "name": r.name,
-                    "id": r.id,
-                    "id_type": r.id_type,
-                }
-                for r in self.recipients
-            ],
-            "patient_address": self.patient_address,
-            "reply_to": self.reply_to,
-            "message": _message_json(self.message),
-            "orders": {
-                "placer": self.orders.placer,
-                "filler": self.orders.filler,
-                "accession": self.orders.accession,
-            },
-            "unique_document_number": self.unique_document_number,
-            "warnings": list(self.warnings),
-        }
+    # -- reading --------------------------------------------------------------------
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> DocumentMeta:
@@ -233,115 +146,156 @@ class DocumentMeta:
             return cls()
         if not isinstance(data, Mapping):
             raise DocumentMetaError(f"meta: expected a JSON object, got {type(data).__name__}")
-        schema = data.get("schema", SCHEMA_VERSION)
-        if schema != SCHEMA_VERSION:
-            raise DocumentMetaError(
-                f"meta.schema: this PFI reads schema {SCHEMA_VERSION}, got {schema!r}"
-            )
-        unknown = sorted(set(data) - _TOP_KEYS)
-        if unknown:
-            raise DocumentMetaError(f"meta: unknown key(s) {', '.join(unknown)}")
         sender = data.get("sender_metadata")
         if sender is not None:
             sender = {
                 str(k): _text(v, f"meta.sender_metadata.{k}")
                 for k, v in _mapping(sender, "meta.sender_metadata").items()
             }
-        recipients = []
-        for i, item in enumerate(_list(data.get("recipients", []), "meta.recipients")):
-            where = f"meta.recipients[{i}]"
-            item = _mapping(item, where)
-            address = _text(item.get("address"), f"{where}.address")
+        people = [
+            _mapping(p, f"meta.people[{i}]")
+            for i, p in enumerate(_list(data.get("people", []), "meta.people"))
+        ]
+        prescriber_ids = {
+            _text(p.get("id"), f"meta.people[{i}].id")
+            for i, p in enumerate(people)
+            if p.get("role") == "prescriber"
+        } - {""}
+        recipients: list[MetaRecipient] = []
+        seen: set[str] = set()
+        patient_address = reply_to = ""
+        for i, person in enumerate(people):
+            where = f"meta.people[{i}]"
+            role = _text(person.get("role"), f"{where}.role")
+            address = _text(person.get("mssante_address"), f"{where}.mssante_address").strip()
+            if role not in _ROLES:
+                raise DocumentMetaError(f"{where}.role: expected one of {_ROLE_LIST}, got {role!r}")
+            if not address:
+                continue
             if "@" not in address:
-                raise DocumentMetaError(f"{where}.address: not a mail address: {address!r}")
-            role = item.get("role", RecipientRole.COPY.value)
-            if role not in {r.value for r in RecipientRole}:
-                raise DocumentMetaError(f"{where}.role: expected prescriber or copy, got {role!r}")
+                raise DocumentMetaError(f"{where}.mssante_address: not a mail address: {address!r}")
+            if role == "reply":
+                reply_to = reply_to or address
+                continue
+            patient = _bool(person.get("is_patient", False), f"{where}.is_patient")
+            if patient or address.lower().endswith("@" + PATIENT_MAIL_DOMAIN):
+                if role == "recipient":
+                    patient_address = patient_address or address
+                continue
+            if role not in ("recipient", "prescriber", "copy") or address.lower() in seen:
+                continue
+            seen.add(address.lower())
+            person_id = _text(person.get("id"), f"{where}.id")
+            is_prescriber = role == "prescriber" or (
+                role == "recipient" and person_id and person_id in prescriber_ids
+            )
             recipients.append(
                 MetaRecipient(
                     address=address,
-                    role=RecipientRole(role),
-                    name=_text(item.get("name", ""), f"{where}.name"),
-                    id=_text(item.get("id", ""), f"{where}.id"),
-                    id_type=_text(item.get("id_type", ""), f"{where}.id_type"),
+                    role=RecipientRole.PRESCRIBER if is_prescriber else RecipientRole.COPY,
+                    name=_display_name(person, where),
+                    id=person_id
+                    or _text(person.get("organization_id"), f"{where}.organization_id"),
+                    id_type=_text(person.get("id_type"), f"{where}.id_type")
+                    or _text(person.get("organization_id_type"), f"{where}.organization_id_type"),
                 )
             )
-        orders = _mapping(data.get("orders") or {}, "meta.orders")
         return cls(
+            way=_text(data.get("way"), "meta.way") or WAY_BUILT,
             sender_metadata=sender,
             patient_may_not_reply=_bool(
                 data.get("patient_may_not_reply", False), "meta.patient_may_not_reply"
             ),
             recipients=tuple(recipients),
-            patient_address=_text(data.get("patient_address", ""), "meta.patient_address"),
-            reply_to=_text(data.get("reply_to", ""), "meta.reply_to"),
-            message=_message(data.get("message")),
+            patient_address=patient_address,
+            reply_to=reply_to,
+            message=_message(data),
             orders=OrderNumbers(
-                placer=_text(orders.get("placer", ""), "meta.orders.placer"),
-                filler=_text(orders.get("filler", ""), "meta.orders.filler"),
-                accession=_text(orders.get("accession", ""), "meta.orders.accession"),
+                placer=_text(data.get("placer_order"), "meta.placer_order"),
+                filler=_text(data.get("filler_order"), "meta.filler_order"),
+                accession=_text(data.get("accession_number"), "meta.accession_number"),
             ),
             unique_document_number=_text(
-                data.get("unique_document_number", ""), "meta.unique_document_number"
+                data.get("txa_unique_document_number"), "meta.txa_unique_document_number"
             ),
             warnings=tuple(
-                _text(w, "meta.warnings[]")
-                for w in _list(data.get("warnings", []), "meta.warnings")
+                _text(w, f"meta.warnings[{i}]")
+                for i, w in enumerate(_list(data.get("warnings", []), "meta.warnings"))
             ),
         )
 
+    # -- writing (the same keys; the documents stage's VersionMeta writes them too) ----
 
-def metadata_values(meta: DmpMssMetadata) -> dict[str, str]:
-    """MetaDMPMSS as the sender set it: Y/N flags, texts; optional ones left out if absent."""
-    out: dict[str, str] = {}
-    for attr, name in _METADATA_FIELDS:
-        value = getattr(meta, attr)
-        if value is None:
-            continue
-        out[name] = ("Y" if value else "N") if isinstance(value, bool) else value
-    return out
+    def to_json(self) -> dict[str, Any]:
+        people: list[dict[str, Any]] = []
+        for r in self.recipients:
+            if r.id:  # as a PRT RCT, and the prescriber named by id (way a)
+                people.append(_person("recipient", r.address, r.name, r.id, r.id_type))
+                if r.role is RecipientRole.PRESCRIBER:
+                    people.append(_person("prescriber", "", "", r.id, r.id_type))
+            else:  # as a prescriber / copy whose address is known (way b)
+                people.append(_person(r.role.value, r.address, r.name, "", ""))
+        if self.patient_address:
+            people.append(
+                {**_person("recipient", self.patient_address, "", "", ""), "is_patient": True}
+            )
+        if self.reply_to:
+            people.append(_person("reply", self.reply_to, "", "", ""))
+        message = self.message
+        return {
+            "way": self.way,
+            "message_type": message.message_type if message else "",
+            "control_id": message.control_id if message else "",
+            "sender": message.sender if message else "",
+            "sender_metadata": dict(self.sender_metadata)
+            if self.sender_metadata is not None
+            else None,
+            "people": people,
+            "patient_may_not_reply": self.patient_may_not_reply,
+            "placer_order": self.orders.placer,
+            "filler_order": self.orders.filler,
+            "accession_number": self.orders.accession,
+            "txa_unique_document_number": self.unique_document_number,
+            "warnings": list(self.warnings),
+        }
 
 
-_TOP_KEYS = frozenset(
-    {
-        "schema",
-        "sender_metadata",
-        "patient_may_not_reply",
-        "recipients",
-        "patient_address",
-        "reply_to",
-        "message",
-        "orders",
-        "unique_document_number",
-        "warnings",
+_ROLE_LIST = "recipient, sender, reply, prescriber, copy, validator"
+_ROLES = frozenset(_ROLE_LIST.split(", "))
+
+
+def _person(role: str, address: str, name: str, person_id: str, id_type: str) -> dict[str, Any]:
+    return {
+        "role": role,
+        "id": person_id,
+        "id_type": id_type,
+        "family": name,
+        "given": "",
+        "organization_name": "",
+        "mssante_address": address,
+        "is_patient": False,
     }
-)
-_MESSAGE_KEYS = (
-    "control_id",
-    "sending_application",
-    "sending_facility",
-    "receiving_application",
-    "receiving_facility",
-    "message_type",
-    "processing_id",
-)
 
 
-def _message_json(message: SourceMessage | None) -> dict[str, str] | None:
-    if message is None:
+def _display_name(person: Mapping[str, Any], where: str) -> str:
+    given = _text(person.get("given"), f"{where}.given")
+    family = _text(person.get("family"), f"{where}.family")
+    organization = _text(person.get("organization_name"), f"{where}.organization_name")
+    return " ".join(x for x in (given, family) if x) or organization
+
+
+def _message(data: Mapping[str, Any]) -> SourceMessage | None:
+    control_id = _text(data.get("control_id"), "meta.control_id")
+    if not control_id:
         return None
-    return {key: getattr(message, key) for key in _MESSAGE_KEYS}
-
-
-def _message(data: Any) -> SourceMessage | None:
-    if data is None:
-        return None
-    data = _mapping(data, "meta.message")
-    values = {key: _text(data.get(key, ""), f"meta.message.{key}") for key in _MESSAGE_KEYS}
-    if not values["control_id"]:
-        raise DocumentMetaError("meta.message.control_id: the MSH-10 of the message is required")
-    values["processing_id"] = values["processing_id"] or "P"
-    return SourceMessage(**values)
+    sender = _text(data.get("sender"), "meta.sender")
+    application, _, facility = sender.partition("|")
+    return SourceMessage(
+        control_id=control_id,
+        sending_application=application,
+        sending_facility=facility,
+        message_type=_text(data.get("message_type"), "meta.message_type"),
+    )
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -351,9 +305,9 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
 
 
 def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):
         raise DocumentMetaError(f"{where}: expected a JSON array, got {type(value).__name__}")
-    return value
+    return list(value)
 
 
 def _text(value: Any, where: str) -> str:

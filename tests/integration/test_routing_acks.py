@@ -19,7 +19,7 @@ from pfi.routes.router import DocumentEvent, Router
 from pfi.store import Database
 from pfi.store.models import Delivery, Document, PatientIdentifier
 from pfi.transforms.hl7 import parse_message
-from tests.support.documents import add_patient, event, lab_meta, store_version
+from tests.support.routing_documents import add_patient, event, lab_meta, store_version
 
 INS = "279035121518989"
 NOW = datetime(2024, 3, 8, 10, 30)
@@ -47,7 +47,7 @@ def transmission_meta(**flags: str) -> DocumentMeta:
     return DocumentMeta(
         sender_metadata={**VOLET_FLAGS, **flags},
         recipients=(MetaRecipient("adam.hoda@test-ci-sis.mssante.fr", "copy", "Adam Hoda"),),
-        message=SourceMessage("015", "SIL-Y", "labo", "PFI-X", "Organisation-X", "ORU^R01"),
+        message=SourceMessage("015", "SIL-Y", "labo", "ORU^R01"),
     )
 
 

@@ -21,7 +21,14 @@ from pfi.routes.release import ReleaseSignal
 from pfi.routes.router import DocumentEvent, Router, RoutingRefused
 from pfi.store import Database
 from pfi.store.models import AuditEntry, Delivery, Document, DocumentVersion, Hold, Patient
-from tests.support.documents import COPY, PRESCRIBER, add_patient, event, lab_meta, store_version
+from tests.support.routing_documents import (
+    COPY,
+    PRESCRIBER,
+    add_patient,
+    event,
+    lab_meta,
+    store_version,
+)
 
 INS = "279035121518989"
 PATIENT_MAIL = f"{INS}@patient.mssante.fr"

@@ -42,9 +42,9 @@ from pfi.store.models import (
     ProcessedEvent,
 )
 from tests.support.databases import fresh_postgres_database, postgres_unavailable_reason, sqlite_url
-from tests.support.documents import PRESCRIBER, emit_event, lab_meta, store_version
 from tests.support.hl7 import adt_a01, encode
 from tests.support.inprocess import RunningEngine, engine_settings
+from tests.support.routing_documents import PRESCRIBER, emit_event, lab_meta, store_version
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,7 @@ def lab_meta(
             MetaRecipient(prescriber, "prescriber", "Dr Martin", "10003", "RPPS"),
             MetaRecipient(copy, "copy", "Dr Copie"),
         ),
-        message=SourceMessage("MSG-1", "SIL", "LABO", "PFI", "CHU-X", "ORU^R01"),
+        message=SourceMessage("MSG-1", "SIL", "LABO", "ORU^R01"),
         orders=OrderNumbers(placer="PL-1", filler=filler),
     )
 
@@ -77,7 +77,7 @@ def store_version(
         way=way,
         confidentiality_code=confidentiality,
         cda=None if withdrawn else b"<ClinicalDocument/>",
-        meta=(meta or DocumentMeta()).to_json(),
+        meta={**(meta or DocumentMeta()).to_json(), "way": way},
     )
     session.add(row)
     document.current_version = version
