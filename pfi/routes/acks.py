@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from pfi.config.outbound import MllpEndpoint, OutboundSettings
 from pfi.routes.document_meta import DocumentMeta
@@ -292,6 +292,7 @@ def _delivery(
         .join(DocumentVersion, Delivery.document_version_id == DocumentVersion.id)
         .join(Document, DocumentVersion.document_id == Document.id)
         .where(Delivery.id == delivery_id)
+        .options(defer(DocumentVersion.cda), defer(DocumentVersion.pdf))
     ).one_or_none()
     if row is None:
         return None

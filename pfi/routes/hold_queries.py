@@ -54,7 +54,7 @@ class HoldListing:
 def find_holds(session: Session, f: HoldFilter) -> list[HoldListing]:
     """Newest first; page on with `before_id` = the last id of the previous page."""
     query = (
-        select(Hold, Delivery, DocumentVersion, Document)
+        select(Hold, Delivery, DocumentVersion.version, DocumentVersion.id, Document)
         .join(DocumentVersion, Hold.document_version_id == DocumentVersion.id)
         .join(Document, DocumentVersion.document_id == Document.id)
         .outerjoin(Delivery, Hold.delivery_id == Delivery.id)
@@ -74,7 +74,7 @@ def find_holds(session: Session, f: HoldFilter) -> list[HoldListing]:
 
 def get_hold(session: Session, hold_id: int) -> HoldListing | None:
     row = session.execute(
-        select(Hold, Delivery, DocumentVersion, Document)
+        select(Hold, Delivery, DocumentVersion.version, DocumentVersion.id, Document)
         .join(DocumentVersion, Hold.document_version_id == DocumentVersion.id)
         .join(Document, DocumentVersion.document_id == Document.id)
         .outerjoin(Delivery, Hold.delivery_id == Delivery.id)
@@ -84,7 +84,7 @@ def get_hold(session: Session, hold_id: int) -> HoldListing | None:
 
 
 def _listing(
-    hold: Hold, delivery: Delivery | None, version: DocumentVersion, document: Document
+    hold: Hold, delivery: Delivery | None, version: int, version_id: int, document: Document
 ) -> HoldListing:
     return HoldListing(
         id=hold.id,
@@ -99,8 +99,8 @@ def _listing(
         document_type=document.document_type,
         source=document.source,
         patient_id=document.patient_id,
-        version=version.version,
-        version_id=version.id,
+        version=version,
+        version_id=version_id,
         delivery_id=delivery.id if delivery is not None else None,
         destination=delivery.destination if delivery is not None else None,
         recipient=delivery.recipient if delivery is not None else None,

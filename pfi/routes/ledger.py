@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from pfi.routes.inputs import DestinationKind, destination_key
 from pfi.routes.model import HoldKind
 from pfi.routes.outcome import Destination, Operation, Outcome, RoutingDecision
 from pfi.routes.outcome import Hold as RouteHold
+from pfi.store.ids import allocate_ids, fast_insert
 from pfi.store.models import Delivery, Document, DocumentVersion, Hold, Routing, utcnow
 
 #: Statuses of a delivery that left, or is on its way: a new decision never sends it again.
@@ -38,6 +39,24 @@ LEFT = frozenset({"pending", "sending", "delivered", "failed", "acknowledged"})
 CLOSED = frozenset({"refused", "dead_letter", "superseded"})
 
 ROUTING_ACTOR = "pfi:routing"
+
+
+class LedgerRow(Protocol):
+    """What publishing and holding need of a delivery row: an ORM `Delivery`, or the
+    `NewDelivery` of a row inserted in bulk."""
+
+    id: int
+    document_version_id: int
+    destination: str
+    recipient: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    id: int
+    document_version_id: int
+    destination: str
+    recipient: str
 
 
 @dataclass
@@ -134,7 +153,7 @@ class LedgerWriter:
             "warnings": list(decision.warnings),
         }
 
-    def publish(self, row: Delivery) -> None:
+    def publish(self, row: LedgerRow) -> None:
         """Queue the delivery request (delivery.avsc) for a row that may leave now."""
         self.changes.outgoing.append(
             OutgoingRecord(
@@ -163,7 +182,7 @@ class LedgerWriter:
         dest: Destination,
         *,
         previous_delivery_id: int | None,
-    ) -> Delivery:
+    ) -> NewDelivery:
         """A new revision-0 row for a destination of this version."""
         return self.add_all(decision, [(dest, previous_delivery_id)])[0]
 
@@ -171,38 +190,44 @@ class LedgerWriter:
         self,
         decision: RoutingDecision,
         items: Sequence[tuple[Destination, int | None]],
-    ) -> list[Delivery]:
-        """New revision-0 rows, inserted together (one flush, then one for their holds):
-        the stage does this per document, inside SQLite's only write lock."""
-        rows = [
-            Delivery(
-                document_version_id=self.version.id,
-                destination=dest.kind.value,
-                recipient=dest.address,
-                operation=dest.operation.value,
-                revision=0,
-                status=_status(dest.outcome),
-                attempts=0,
-                refusal_reason=dest.refusal or None,
-                request=self.request_json(decision, dest, previous_delivery_id=previous),
-                created_at=self.now,
-                updated_at=self.now,
-            )
-            for dest, previous in items
+    ) -> list[NewDelivery]:
+        """New revision-0 rows, inserted with one executemany (ids allocated first) and
+        their holds with one flush: the stage does this per document, inside SQLite's
+        only write lock, where the ORM's per-row inserts cost as much as the decision."""
+        table = Delivery.__table__
+        ids = allocate_ids(self.session, table, len(items))  # type: ignore[arg-type]
+        values = [
+            {
+                "id": row_id,
+                "document_version_id": self.version.id,
+                "destination": dest.kind.value,
+                "recipient": dest.address,
+                "operation": dest.operation.value,
+                "revision": 0,
+                "status": _status(dest.outcome),
+                "attempts": 0,
+                "refusal_reason": dest.refusal or None,
+                "request": self.request_json(decision, dest, previous_delivery_id=previous),
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            for row_id, (dest, previous) in zip(ids, items, strict=True)
         ]
-        self.session.add_all(rows)
-        self.session.flush()
-        to_hold: list[tuple[Delivery, Destination]] = []
+        fast_insert(self.session, table, values)  # type: ignore[arg-type]
+        rows = [
+            NewDelivery(v["id"], self.version.id, v["destination"], v["recipient"]) for v in values
+        ]
+        to_hold: list[tuple[LedgerRow, RouteHold]] = []
         for row, (dest, _) in zip(rows, items, strict=True):
             if dest.outcome is Outcome.SEND:
                 self.publish(row)
             elif dest.outcome is Outcome.HOLD:
                 self.changes.held.append(row.id)
                 self.changes.held_destinations.append(row.destination)
-                to_hold.append((row, dest))
+                to_hold.extend((row, hold) for hold in dest.holds)
             else:
                 self.changes.refused.append(row.id)
-        self.place_holds([(row, hold) for row, dest in to_hold for hold in dest.holds])
+        self.place_holds(to_hold)
         return rows
 
     def apply(
@@ -335,33 +360,38 @@ class LedgerWriter:
         have = {h.kind for h in open_}
         self.place_holds([(row, h) for kind, h in wanted.items() if kind not in have])
 
-    def place_holds(self, holds: Sequence[tuple[Delivery, RouteHold]]) -> None:
-        """Open holds rows (one flush for all), each audited as placed by routing."""
+    def place_holds(self, holds: Sequence[tuple[LedgerRow, RouteHold]]) -> None:
+        """Open holds rows (one executemany for all), each audited as placed by routing."""
         if not holds:
             return
-        placed = [
-            Hold(
-                document_version_id=row.document_version_id,
-                delivery_id=row.id,
-                kind=hold.kind.value,
-                reason=hold.reason,
-                created_at=self.now,
-            )
-            for row, hold in holds
-        ]
-        self.session.add_all(placed)
-        self.session.flush()
-        for record, (row, hold) in zip(placed, holds, strict=True):
+        table = Hold.__table__
+        ids = allocate_ids(self.session, table, len(holds))  # type: ignore[arg-type]
+        fast_insert(
+            self.session,
+            table,  # type: ignore[arg-type]
+            [
+                {
+                    "id": hold_id,
+                    "document_version_id": row.document_version_id,
+                    "delivery_id": row.id,
+                    "kind": hold.kind.value,
+                    "reason": hold.reason,
+                    "created_at": self.now,
+                }
+                for hold_id, (row, hold) in zip(ids, holds, strict=True)
+            ],
+        )
+        for hold_id, (row, hold) in zip(ids, holds, strict=True):
             record_audit(
                 self.session,
                 ROUTING_ACTOR,
                 "hold.place",
                 "hold",
-                record.id,
+                hold_id,
                 reason=hold.reason,
-                details=self._details(row, record.kind, released_by=list(hold.released_by)),
+                details=self._details(row, hold.kind.value, released_by=list(hold.released_by)),
             )
-            self.changes.holds_placed.append(record.id)
+            self.changes.holds_placed.append(hold_id)
 
     def close_holds(
         self,
@@ -390,7 +420,7 @@ class LedgerWriter:
             )
             self.changes.holds_closed.append(hold.id)
 
-    def _details(self, row: Delivery, kind: str, **extra: Any) -> dict[str, Any]:
+    def _details(self, row: LedgerRow, kind: str, **extra: Any) -> dict[str, Any]:
         return {
             "kind": kind,
             "delivery_id": row.id,

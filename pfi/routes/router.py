@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from pfi.bus.outbox import OutgoingRecord
 from pfi.console.roles import Principal
@@ -44,6 +44,7 @@ from pfi.routes.model import RELEASABLE_HOLDS, Action, DocumentKind, HoldKind, R
 from pfi.routes.outcome import Outcome, RoutingDecision
 from pfi.routes.release import ReleaseSignal
 from pfi.routes.stored_input import input_from_json, input_to_json
+from pfi.store.ids import fast_insert
 from pfi.store.models import (
     Delivery,
     Document,
@@ -56,6 +57,14 @@ from pfi.store.models import (
 
 log = logging.getLogger(__name__)
 
+#: Routing reads a version's facts, never its content: the CDA (with its PDF) and the
+#: validation findings can weigh megabytes.
+_WITHOUT_CONTENT = (
+    defer(DocumentVersion.cda),
+    defer(DocumentVersion.pdf),
+    defer(DocumentVersion.findings),
+    defer(DocumentVersion.validation),
+)
 #: Version statuses that are routed (documents stage: valid, or a withdrawal).
 ROUTABLE_STATUSES = frozenset({"valid", "withdrawn"})
 #: Holds a new version of the same document keeps released (the patient was informed,
@@ -117,12 +126,18 @@ class Router:
 
     def route_version(self, session: Session, event: DocumentEvent) -> LedgerChanges | None:
         """Decide and write the ledger for one document version; None if already done."""
-        version = session.get(DocumentVersion, event.version_id)
-        if version is None:
+        found = session.execute(
+            select(DocumentVersion, Document)
+            .join(Document, DocumentVersion.document_id == Document.id)
+            .where(DocumentVersion.id == event.version_id)
+            .options(*_WITHOUT_CONTENT)
+        ).one_or_none()
+        if found is None:
             raise ValueError(
                 f"document version {event.version_id} ({event.set_id} v{event.version}) is "
                 "not in the store"
             )
+        version, document = found
         if session.scalar(select(Routing.id).where(Routing.document_version_id == version.id)):
             log.debug("version %d already routed; event ignored", version.id)
             return None
@@ -134,7 +149,6 @@ class Router:
                 version.status,
             )
             return None
-        document = version.document
         meta = DocumentMeta.from_json(version.meta)
         patient = self._patient_for_update(session, document.patient_id)
         first_version = version.version <= 1  # most documents: nothing earlier to read
@@ -186,17 +200,22 @@ class Router:
             operator_masking=carried[1],
         )
         decision = decide(self.routes, routing_input)
-        routing = Routing(
-            document_version_id=version.id,
-            document_id=document.id,
-            patient_key=event.patient_key,
-            received_at=event.received_at,
-            route=decision.route,
-            input=input_to_json(routing_input),
-            decision=decision.to_json(),
-            revision=0,
-        )
-        session.add(routing)
+        now = utcnow()
+        values = {
+            "document_version_id": version.id,
+            "document_id": document.id,
+            "patient_key": event.patient_key,
+            "received_at": event.received_at,
+            "route": decision.route,
+            "input": input_to_json(routing_input),
+            "decision": decision.to_json(),
+            "revision": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        # Core insert: the stage's hot path inside SQLite's write lock (see LedgerWriter)
+        fast_insert(session, Routing.__table__, [values])  # type: ignore[arg-type]
+        routing = Routing(**values)  # what the writer reads; not added to the session
         writer = LedgerWriter(
             session,
             routing,
@@ -242,9 +261,13 @@ class Router:
         Held rows follow the new decision; rows that left stay as they are, except the
         DMP copy whose masking changed: it gets an update_masking row (ITI-57).
         """
-        version = session.get(DocumentVersion, routing.document_version_id)
-        assert version is not None
-        document = version.document
+        found = session.execute(
+            select(DocumentVersion, Document)
+            .join(Document, DocumentVersion.document_id == Document.id)
+            .where(DocumentVersion.id == routing.document_version_id)
+            .options(*_WITHOUT_CONTENT)
+        ).one()
+        version, document = found
         meta = DocumentMeta.from_json(version.meta)
         stored = input_from_json(routing.input)
         new_input, decision = reevaluate(
@@ -401,12 +424,14 @@ class Router:
         changes = self.redecide(
             session, routing, actor=actor, reason=reason, operator_masking=dict(flags)
         )
-        version = session.get(DocumentVersion, version_id)
-        assert version is not None
+        version_number = session.scalar(
+            select(DocumentVersion.version).where(DocumentVersion.id == version_id)
+        )
+        assert version_number is not None
         return MaskingChange(
             document_id=document_id,
             version_id=version_id,
-            version=version.version,
+            version=version_number,
             before=before,
             decision=changes.decisions[-1],
             changes=changes,
@@ -433,6 +458,7 @@ class Router:
                 )
             )
             .order_by(Routing.document_version_id)
+            .options(*_WITHOUT_CONTENT)
         ).all()
         for routing, version, document in candidates:
             if not _names_document(signal, version, document):
