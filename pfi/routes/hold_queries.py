@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pfi.observability.store_gauges import HoldStats
 from pfi.store.models import Delivery, Document, DocumentVersion, Hold
 
 
@@ -107,3 +108,15 @@ def _listing(
         delivery_status=delivery.status if delivery is not None else None,
         operation=delivery.operation if delivery is not None else None,
     )
+
+
+def open_hold_stats(session: Session) -> dict[str, HoldStats]:
+    """Open holds per kind and the oldest one's creation: `pfi_holds_open` and
+    `pfi_hold_oldest_age_seconds` (label `reason` = the kind), one aggregate query on
+    the open-holds index."""
+    rows = session.execute(
+        select(Hold.kind, func.count(), func.min(Hold.created_at))
+        .where(Hold.released_at.is_(None))
+        .group_by(Hold.kind)
+    ).all()
+    return {kind: HoldStats(open=count, oldest_created_at=oldest) for kind, count, oldest in rows}

@@ -15,6 +15,7 @@ from pfi.bus.topics import DELIVER_DMP, DELIVER_MSS
 from pfi.console.roles import Principal, Role
 from pfi.routes import load_routes
 from pfi.routes.document_meta import DocumentMeta, OrderNumbers
+from pfi.routes.hold_queries import open_hold_stats
 from pfi.routes.ledger import LedgerChanges
 from pfi.routes.model import HoldKind, Routes
 from pfi.routes.release import ReleaseSignal
@@ -190,6 +191,10 @@ def test_unqualified_identity_holds_dmp_and_patient_mail_until_the_ins_is_qualif
     assert ledger(db, vid)["mss_patient"].recipient == ""
     assert {e.actor for e in audit(db, "hold.place")} == {"pfi:routing"}
     assert len(changes.outgoing) == 2  # the professionals' mails only
+    with db.reader() as s:
+        stats = open_hold_stats(s)
+    assert list(stats) == ["identity"] and stats["identity"].open == 2
+    assert stats["identity"].oldest_created_at is not None
 
     with db.transaction() as s:  # an ADT that changes nothing that matters
         p = s.get(Patient, pid)
@@ -204,6 +209,8 @@ def test_unqualified_identity_holds_dmp_and_patient_mail_until_the_ins_is_qualif
     assert statuses(db, vid)["dmp"] == ("pending", "submit")
     assert ledger(db, vid)["mss_patient"].recipient == PATIENT_MAIL
     assert open_holds(db, vid) == []
+    with db.reader() as s:
+        assert open_hold_stats(s) == {}
     releases = audit(db, "hold.release")
     assert {e.actor for e in releases} == {"pfi:identity"}
     assert all("identity qualified (INS" in (e.reason or "") for e in releases)
