@@ -40,6 +40,7 @@ from pfi.bus.worker_process import (
     lower_priority,
     notifications_to,
 )
+from pfi.config import ConfigError
 from pfi.config.model import Settings
 from pfi.console.app import create_app
 from pfi.identity.stage import IdentityStage
@@ -50,6 +51,10 @@ from pfi.observability.health import Readiness
 from pfi.observability.logs import configure_logging
 from pfi.observability.metrics import register_store_gauges
 from pfi.observability.store_snapshot import store_snapshot_provider
+from pfi.routes import BUILTIN_ROUTES_PATH, Routes, load_routes, routes_path
+from pfi.routes.release_stage import HoldReleaseStage
+from pfi.routes.router import Router
+from pfi.routes.stage import RoutingStage
 from pfi.store import Database
 from pfi.store.migrate import current_revision, head_revision, upgrade
 
@@ -96,7 +101,12 @@ class Engine:
             lock_poll_s=0.002 if role == "workers" else 0.0005,
             checkpoint_in_background=role != "workers",
         )
-        self.stages = list(stages) if stages is not None else build_stages(settings, self.db)
+        self.router = Router(load_routes_of(settings))
+        self.stages = (
+            list(stages)
+            if stages is not None
+            else build_stages(settings, self.db, router=self.router)
+        )
         self.supervisor: BrokerSupervisor | None = None
         self.workers: WorkerRuntime | None = None
         self.worker_process: WorkerProcess | None = None
@@ -231,7 +241,13 @@ class Engine:
     async def _start_http(self) -> None:
         http = self.settings.http
         config = uvicorn.Config(
-            create_app(self.readiness, self._metrics_registry(), db=self.db),
+            create_app(
+                self.readiness,
+                self._metrics_registry(),
+                db=self.db,
+                router=self.router,
+                on_outbox_committed=self._outbox_committed,
+            ),
             host=http.host,
             port=http.port,
             log_level="warning",
@@ -342,10 +358,34 @@ def record_intake_metrics(outcome: IntakeOutcome) -> None:
         metrics.record_message_acknowledged(source, message_type, ack_code)
 
 
-def build_stages(settings: Settings, db: Database) -> list[Stage]:
+def load_routes_of(settings: Settings) -> Routes:
+    """The routes file `routing.routes_file` names (see `routes_path`); `ConfigError`
+    (file:line) if bad."""
+    path = routes_path(settings.routing.routes_file)
+    # The shipped routes name the usual feeds (SGL, RIS, DPI); an installation without
+    # one of them simply has no document from it, which is no reason to refuse to start.
+    known = None if path == BUILTIN_ROUTES_PATH else settings.sources
+    routes = load_routes(path, known_sources=known)
+    log.info(
+        "routes: %s (%d routes, %d release triggers)",
+        path,
+        len(routes.routes),
+        len(routes.release_triggers),
+    )
+    return routes
+
+
+def build_stages(settings: Settings, db: Database, *, router: Router | None = None) -> list[Stage]:
     """The engine's stages, in flow order. Capabilities add theirs here."""
     del db
-    return [IdentityStage(settings.identity)]
+    router = router or Router(load_routes_of(settings))
+    stages: list[Stage] = [
+        IdentityStage(settings.identity, on_patient_changed=router.patient_changed),
+        RoutingStage(router),
+    ]
+    if router.routes.release_triggers:
+        stages.append(HoldReleaseStage(router))
+    return stages
 
 
 def configure_engine_logging(settings: Settings, *, role: Role = "all") -> None:
@@ -374,6 +414,9 @@ def run_engine(
         log.info("simulators requested; none are wired into `pfi run` yet")
     try:
         engine = Engine(settings, role=role, config_path=config_path)
+    except ConfigError as exc:
+        log.error("routes error:\n%s", "\n".join(f"  {p}" for p in exc.problems))
+        return 2
     except ValueError as exc:
         log.error("%s", exc)
         return 2

@@ -7,6 +7,7 @@ import typer
 from pfi.cli import (
     config_cmds,
     engine_cmds,
+    holds_cmds,
     intake_cmds,
     observability_cmds,
     report_cmds,
@@ -28,4 +29,5 @@ intake_cmds.register(app)
 observability_cmds.register(app)
 users_cmds.register(app)
 report_cmds.register(app)
+holds_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

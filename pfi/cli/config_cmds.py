@@ -10,7 +10,7 @@ import typer
 from pfi import __version__
 from pfi.cli.options import ConfigOption, settings_or_exit
 from pfi.config import ConfigError
-from pfi.routes import DEFAULT_ROUTES_PATH, load_routes
+from pfi.routes import BUILTIN_ROUTES_PATH, DEFAULT_ROUTES_PATH, load_routes, routes_path
 
 
 def register(app: typer.Typer) -> None:
@@ -22,10 +22,23 @@ def register(app: typer.Typer) -> None:
 def check_config(
     path: Annotated[Path, typer.Argument(help="configuration file to check")],
 ) -> None:
-    """Validate a configuration file; exit 2 with file:line, key and expectation on error."""
+    """Validate a configuration file and the routes file it names (`routing.routes_file`);
+    exit 2 with file:line, key and expectation on error."""
     settings = settings_or_exit(path)
+    routes_file = routes_path(settings.routing.routes_file)
+    try:
+        known = None if routes_file == BUILTIN_ROUTES_PATH else settings.sources
+        routes = load_routes(routes_file, known_sources=known)
+    except ConfigError as exc:
+        typer.echo("routes error:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(2) from None
     broker = settings.kafka.bootstrap_servers or "embedded Tansu broker"
-    typer.echo(f"{path}: OK ({len(settings.sources)} sources, broker: {broker})")
+    typer.echo(
+        f"{path}: OK ({len(settings.sources)} sources, broker: {broker}; "
+        f"{routes_file}: {len(routes.routes)} routes)"
+    )
 
 
 def check_routes(

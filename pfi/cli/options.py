@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,13 @@ def open_store(config: Path | None) -> Iterator[Database]:
         db.dispose()
 
 
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "cli:unknown"
+
+
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password, for error messages."""
     return make_url(url).render_as_string(hide_password=True)

@@ -7,7 +7,6 @@ to the audit trail as `cli:<OS user>` in the same transaction.
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from pfi.cli.options import ConfigOption, open_store
+from pfi.cli.options import ConfigOption, cli_actor, open_store
 from pfi.console import accounts
 from pfi.console.audit import record_audit
 from pfi.console.roles import Role
@@ -53,7 +52,7 @@ def add(
         issued = accounts.add_user(session, name, role, expires_at=_expiry(now, expires_days))
         record_audit(
             session,
-            _cli_actor(),
+            cli_actor(),
             "user.add",
             "user",
             name,
@@ -74,7 +73,7 @@ def token(
         issued = accounts.issue_token(session, name, expires_at=_expiry(now, expires_days))
         record_audit(
             session,
-            _cli_actor(),
+            cli_actor(),
             "user.token",
             "user",
             name,
@@ -97,13 +96,13 @@ def revoke(
         if token_id is None:
             count = accounts.revoke_user(session, name)
             record_audit(
-                session, _cli_actor(), "user.revoke", "user", name, details={"tokens": count}
+                session, cli_actor(), "user.revoke", "user", name, details={"tokens": count}
             )
             message = f"user {name} disabled; {count} token(s) revoked"
         else:
             accounts.revoke_token(session, name, token_id)
             record_audit(
-                session, _cli_actor(), "token.revoke", "user", name, details={"token_id": token_id}
+                session, cli_actor(), "token.revoke", "user", name, details={"token_id": token_id}
             )
             message = f"token {token_id} of {name} revoked"
     typer.echo(message)
@@ -170,13 +169,6 @@ def _expiry(now: datetime, days: int | None) -> datetime | None:
 
 def _expiry_detail(issued: accounts.IssuedToken) -> dict[str, str]:
     return {"expires_at": issued.expires_at.isoformat()} if issued.expires_at else {}
-
-
-def _cli_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return "cli:unknown"
 
 
 def _when(at: datetime | None) -> str:

@@ -17,6 +17,8 @@ from pfi.config.base import Port, Section
 from pfi.config.dmp import DmpSettings
 from pfi.config.mssante import MssanteSettings
 from pfi.config.observability import ObservabilitySettings
+from pfi.config.outbound import OutboundSettings
+from pfi.config.routing import RoutingSettings
 
 MESSAGE_TYPE = re.compile(r"^[A-Z0-9]{3}(\^[A-Z0-9]{3})?$")
 
@@ -178,6 +180,8 @@ class Settings(Section):
     observability: ObservabilitySettings = ObservabilitySettings()
     dmp: DmpSettings | None = Field(default=None, description="empty: no DMP destination")
     mssante: MssanteSettings | None = Field(default=None, description="empty: no MSSanté")
+    routing: RoutingSettings = RoutingSettings()
+    outbound: OutboundSettings = OutboundSettings()
 
     @model_validator(mode="after")
     def _observed_sources_exist(self) -> Settings:

@@ -10,6 +10,8 @@ description (`/api/docs`, `/api/openapi.json`) is open: it holds no data, and it
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -18,6 +20,7 @@ from pfi import __version__
 from pfi.console.auth import TokenAuthenticator
 from pfi.console.routers import API_ROUTERS
 from pfi.observability.health import Readiness
+from pfi.routes.router import Router
 from pfi.store import Database
 
 
@@ -27,8 +30,14 @@ def create_app(
     *,
     db: Database | None = None,
     authenticator: TokenAuthenticator | None = None,
+    router: Router | None = None,
+    on_outbox_committed: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """The HTTP app; the ops API under /api is mounted only when a store is given."""
+    """The HTTP app; the ops API under /api is mounted only when a store is given.
+
+    `router` (the loaded routes) serves the acts that route documents again (hold
+    release, masking); `on_outbox_committed` wakes the outbox relay after such an act.
+    """
     app = FastAPI(
         title="PFI",
         version=__version__,
@@ -55,8 +64,10 @@ def create_app(
 
     if db is not None:
         app.state.db = db
+        app.state.router = router
+        app.state.on_outbox_committed = on_outbox_committed
         app.state.authenticator = authenticator or TokenAuthenticator(db)
-        for router in API_ROUTERS:
-            app.include_router(router, prefix="/api")
+        for api_router in API_ROUTERS:
+            app.include_router(api_router, prefix="/api")
 
     return app

@@ -1,10 +1,19 @@
-"""The identity stage: applies ADT messages from the inbound topic to the patient registry."""
+"""The identity stage: applies ADT messages from the inbound topic to the patient registry.
+
+`on_patient_changed` is called, in the same transaction, with each patient an ADT
+created, updated or merged into: routing uses it to release the deliveries that waited
+for a qualified INS (documents wait for identity; they are never lost).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import Session
+
+from pfi.bus.outbox import OutgoingRecord
 from pfi.bus.stage import Record, StageContext
 from pfi.bus.topics import INBOUND
 from pfi.config.model import IdentitySettings
@@ -17,6 +26,9 @@ log = logging.getLogger(__name__)
 
 MERGE_TRIGGERS = frozenset({"A40", "A34", "A36", "A39"})
 LINK_TRIGGERS = {"A24": False, "A37": True}  # trigger -> unlink
+
+#: Called with each patient an ADT changed; returns records to publish with the change.
+PatientChanged = Callable[[Session, Patient], Sequence[OutgoingRecord]]
 
 
 def identity_rules(settings: IdentitySettings) -> IdentityRules:
@@ -31,8 +43,11 @@ class IdentityStage:
     name = "identity"
     input = INBOUND
 
-    def __init__(self, settings: IdentitySettings) -> None:
+    def __init__(
+        self, settings: IdentitySettings, on_patient_changed: PatientChanged | None = None
+    ) -> None:
         self.rules = identity_rules(settings)
+        self.on_patient_changed = on_patient_changed
 
     def handle(self, record: Record, ctx: StageContext) -> None:
         value = record.value
@@ -48,11 +63,14 @@ class IdentityStage:
             "event_at": event.event_at,
             "message_id": value["message_id"],
         }
+        changed: list[Patient | None] = []
         if event.trigger in MERGE_TRIGGERS:
             for survivor, absorbed in self._merge_pairs(msg):
-                registry.merge(survivor, absorbed, **common)
+                changed.append(registry.merge(survivor, absorbed, **common))
         elif event.trigger == "A47":
-            registry.change_identifier(event.patients[0], event.prior_identifiers, **common)
+            changed.append(
+                registry.change_identifier(event.patients[0], event.prior_identifiers, **common)
+            )
         elif event.trigger in LINK_TRIGGERS:
             if len(event.patients) < 2:
                 raise ValueError(f"ADT^{event.trigger} needs two PID segments to (un)link")
@@ -61,7 +79,13 @@ class IdentityStage:
             )
         else:
             existing = registry.find(event.patients[0])
-            registry.upsert(event.patients[0], extra=self._extra(event, existing), **common)
+            changed.append(
+                registry.upsert(event.patients[0], extra=self._extra(event, existing), **common)
+            )
+        if self.on_patient_changed is not None:
+            for patient in changed:
+                if patient is not None:
+                    ctx.outgoing.extend(self.on_patient_changed(ctx.session, patient))
 
     def _merge_pairs(self, msg: Hl7Message) -> list[tuple]:
         """A40 may carry several PID/MRG groups: each MRG belongs to the PID before it."""

@@ -15,7 +15,7 @@ from pfi.routes.inputs import (
     RoutingInput,
     destination_key,
 )
-from pfi.routes.loader import DEFAULT_ROUTES_PATH, load_routes
+from pfi.routes.loader import BUILTIN_ROUTES_PATH, DEFAULT_ROUTES_PATH, load_routes, routes_path
 from pfi.routes.model import Action, DocumentKind, HoldKind, HoldRule, Route, Routes
 from pfi.routes.outcome import (
     AckRequests,
@@ -33,6 +33,7 @@ from pfi.routes.outcome import (
 from pfi.routes.release import ReleaseSignal, match_release
 
 __all__ = [
+    "BUILTIN_ROUTES_PATH",
     "DEFAULT_ROUTES_PATH",
     "AckRequests",
     "Action",
@@ -62,4 +63,5 @@ __all__ = [
     "load_routes",
     "match_release",
     "reevaluate",
+    "routes_path",
 ]

@@ -17,6 +17,16 @@ from pfi.config.loader import (
 from pfi.routes.model import DEFER_CROSS_CHECKS, Routes
 
 DEFAULT_ROUTES_PATH = Path("config/routes.yaml")
+#: The routes PFI ships, used when no routes file is configured and none is in config/.
+BUILTIN_ROUTES_PATH = Path(__file__).with_name("default_routes.yaml")
+
+
+def routes_path(configured: Path | None) -> Path:
+    """The routes file to load: the configured one, else config/routes.yaml when present,
+    else the shipped defaults (so that `pfi run` works from an empty directory)."""
+    if configured is not None:
+        return configured
+    return DEFAULT_ROUTES_PATH if DEFAULT_ROUTES_PATH.exists() else BUILTIN_ROUTES_PATH
 
 
 def load_routes(path: Path, *, known_sources: Iterable[str] | None = None) -> Routes:

@@ -3,8 +3,14 @@
 Later capabilities add theirs here (holds, deliveries, inbound) and to `API_ROUTERS`.
 """
 
-from pfi.console.routers import audit, messages, patients
+from pfi.console.routers import audit, document_masking, holds, messages, patients
 
-API_ROUTERS = [messages.router, patients.router, audit.router]
+API_ROUTERS = [
+    messages.router,
+    patients.router,
+    audit.router,
+    holds.router,
+    document_masking.router,
+]
 
 __all__ = ["API_ROUTERS"]

@@ -7,6 +7,7 @@ from pfi.store.models.deliveries import Delivery, Hold
 from pfi.store.models.documents import Document, DocumentVersion, UnmappedCode
 from pfi.store.models.messages import Message
 from pfi.store.models.patients import Patient, PatientEvent, PatientIdentifier, PatientLink
+from pfi.store.models.routing import Routing
 from pfi.store.models.users import ApiToken, User
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "PatientIdentifier",
     "PatientLink",
     "ProcessedEvent",
+    "Routing",
     "UnmappedCode",
     "User",
     "utcnow",

@@ -17,10 +17,15 @@ from pfi.store.models.base import Base, BigId, Json, UtcDateTime, utcnow
 class Delivery(Base):
     """One document version to one destination: the idempotency key of delivery.
 
-    destination: dmp | mss_pro | mss_patient; recipient: the mail address ('' for dmp).
+    destination: dmp | mss_pro | mss_patient; recipient: the mail address ('' for dmp,
+    and for the patient's mailbox until a qualified INS gives it).
     operation: submit | replace | delete | update_masking.
+    revision: 0 for what routing decided for the version; n > 0 for the n-th later act on
+    the same version and destination (a DMP masking update after a hold release or an
+    operator's masking), each its own row so that none overwrites another in flight.
     status: pending → sending → delivered | refused | failed (transient, will retry) |
-    dead_letter; held while a hold is open; acknowledged when a read receipt came.
+    dead_letter; held while a hold is open; superseded when a newer version (or its
+    withdrawal) came before it left; acknowledged when a read receipt came.
     """
 
     __tablename__ = "deliveries"
@@ -32,6 +37,7 @@ class Delivery(Base):
     destination: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(320), default="")
     operation: Mapped[str] = mapped_column(String(16), default="submit")
+    revision: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -45,7 +51,7 @@ class Delivery(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
-        UniqueConstraint("document_version_id", "destination", "recipient"),
+        UniqueConstraint("document_version_id", "destination", "recipient", "revision"),
         Index("ix_deliveries_status_destination", "status", "destination"),
         Index("ix_deliveries_external_id", "external_id"),
     )
@@ -54,8 +60,11 @@ class Delivery(Base):
 class Hold(Base):
     """Something waits: a delivery (or a whole document version) until released.
 
-    kind: ins_not_qualified | announcement | retain | unmapped_code | review | masking.
-    Released automatically (an ADT qualifying the INS) or by an audited operator act.
+    kind: the routing hold kinds (`pfi.routes.HoldKind`: identity, announcement, retain,
+    masking, review) on a delivery, or a documents-stage kind (unmapped_code) on a whole
+    version. Released automatically (an ADT qualifying the INS, a sender's visibility
+    update, an HL7 release trigger) or by an audited operator act; `released_by` names
+    who ("pfi:identity", "pfi:hl7:<trigger>", an API user, "cli:<user>").
     """
 
     __tablename__ = "holds"
