@@ -40,6 +40,7 @@ from pfi.bus.worker_process import (
 )
 from pfi.config.model import Settings
 from pfi.console.app import create_app
+from pfi.documents.stage import DocumentsStage
 from pfi.identity.stage import IdentityStage
 from pfi.intake.service import IntakeService
 from pfi.observability.health import Readiness
@@ -281,8 +282,7 @@ class Engine:
 
 def build_stages(settings: Settings, db: Database) -> list[Stage]:
     """The engine's stages, in flow order. Capabilities add theirs here."""
-    del db
-    return [IdentityStage(settings.identity)]
+    return [IdentityStage(settings.identity), DocumentsStage(settings, db)]
 
 
 def configure_basic_logging(settings: Settings, *, role: Role = "all") -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from pfi.cli import config_cmds, engine_cmds, intake_cmds, observability_cmds, users_cmds
+from pfi.cli import (
+    config_cmds,
+    documents_cmds,
+    engine_cmds,
+    intake_cmds,
+    observability_cmds,
+    users_cmds,
+)
 from pfi.cli.simulate import simulate_app
 
 app = typer.Typer(
@@ -20,4 +27,5 @@ config_cmds.register(app)
 intake_cmds.register(app)
 observability_cmds.register(app)
 users_cmds.register(app)
+documents_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

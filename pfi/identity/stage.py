@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
+
 from pfi.bus.stage import Record, StageContext
 from pfi.bus.topics import INBOUND
 from pfi.config.model import IdentitySettings
@@ -38,6 +40,19 @@ class IdentityStage:
         value = record.value
         if not value["message_type"].startswith("ADT"):
             return
+        # The documents stage also creates patients (from an ORU's PID when no ADT came
+        # first). On PostgreSQL both may insert the same identifier at once: the second
+        # gets an IntegrityError once the first commits. Applying the message again then
+        # finds the patient the other stage created (READ COMMITTED sees it).
+        try:
+            with ctx.session.begin_nested():
+                self._apply(value, ctx)
+        except IntegrityError:
+            log.info("identity: patient created concurrently; applying message again")
+            with ctx.session.begin_nested():
+                self._apply(value, ctx)
+
+    def _apply(self, value: dict, ctx: StageContext) -> None:
         msg = parse_message(value["raw"], value["charset"])
         event = read_adt(msg, self.rules)
         if not event.patients:

@@ -3,8 +3,8 @@
 Later capabilities add theirs here (holds, deliveries, inbound) and to `API_ROUTERS`.
 """
 
-from pfi.console.routers import audit, messages, patients
+from pfi.console.routers import audit, documents, messages, patients
 
-API_ROUTERS = [messages.router, patients.router, audit.router]
+API_ROUTERS = [messages.router, patients.router, documents.router, audit.router]
 
 __all__ = ["API_ROUTERS"]
