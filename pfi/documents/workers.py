@@ -55,6 +55,7 @@ class DocumentWorkers:
         self._pool: ProcessPoolExecutor | None = None
         self._ready: list[Future[float]] = []
         self._inline: DocumentChecker | None = None
+        self._processes: list[multiprocessing.process.BaseProcess] = []
         self.started_at: float | None = None
         self.startup_seconds: float | None = None
 
@@ -65,6 +66,7 @@ class DocumentWorkers:
             if self.processes == 0 or self._pool is not None:
                 return
             self.started_at = time.monotonic()
+            before = set(multiprocessing.active_children())
             self._pool = ProcessPoolExecutor(
                 max_workers=self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -76,6 +78,9 @@ class DocumentWorkers:
             self._ready = [self._pool.submit(checks.startup_seconds) for _ in range(self.processes)]
             for future in self._ready:
                 future.add_done_callback(self._on_ready)
+            # the pool's processes (started by the submits above), to stop them at once
+            # on shutdown instead of waiting for a compile of up to minutes to finish
+            self._processes = [p for p in multiprocessing.active_children() if p not in before]
         log.info(
             "document workers: %d process(es) compiling the %s validator",
             self.processes,
@@ -114,12 +119,21 @@ class DocumentWorkers:
                 return False
         return True
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Stop the processes now (a compile in progress is abandoned)."""
         with self._lock:
             pool, self._pool = self._pool, None
+            processes, self._processes = self._processes, []
             self._ready = []
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is None:
+            return
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + timeout_s
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
 
     # -- work ----------------------------------------------------------------------
     def submit_check(self, cda: bytes) -> Future[CheckedDocument]:
@@ -165,11 +179,7 @@ class DocumentWorkers:
 
     def _restart(self, exc: BaseException) -> None:
         log.error("document workers broken (%s); starting new ones", exc)
-        with self._lock:
-            pool, self._pool = self._pool, None
-            self._ready = []
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self.shutdown(timeout_s=1.0)
         self.start()
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from lxml import etree
 from sqlalchemy import select
@@ -20,9 +21,11 @@ from pfi.bus import codec
 from pfi.bus.outbox import add_to_outbox
 from pfi.bus.topics import INBOUND
 from pfi.cli.app import app
+from pfi.console import accounts
+from pfi.console.roles import Role
 from pfi.documents.release import inbound_record_of, release_unmapped_hold
 from pfi.observability.metrics import DEFAULT_METRICS
-from pfi.store.models import Hold, Message, Patient
+from pfi.store.models import AuditEntry, Hold, Message, Patient
 from tests.support.documents import (
     MDM_DEL,
     MDM_INIT,
@@ -425,3 +428,38 @@ def test_plain_ris_report_is_dead_lettered_until_cr_img_building_exists(
     (letter,) = dead_letters(db)
     assert letter.error_type == "CrImgNotAvailable"
     assert "CR-IMG not built" in letter.error and "replay" in letter.error
+
+
+def test_documents_api_lists_shows_and_serves_content_to_viewers_with_audit(
+    engine: RunningEngine,
+) -> None:
+    send(engine, "SGL", oru("01_numeric_biochemistry"), oru("10_unmapped_code_hold"))
+    wait_for_documents_stage(engine)
+    db = db_of(engine)
+    with db.transaction() as s:
+        token = accounts.add_user(s, "viewer-docs", Role.viewer).token
+    base = f"http://127.0.0.1:{engine.settings.http.port}/api/documents"
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(base, timeout=10).status_code == 401
+    listed = httpx.get(base, headers=auth, timeout=10).json()["items"]
+    assert {i["status"] for i in listed} == {"valid", "held"}
+    (held,) = httpx.get(base, headers=auth, params={"status": "held"}, timeout=10).json()["items"]
+    detail = httpx.get(f"{base}/{held['id']}", headers=auth, timeout=10).json()
+    (hold,) = detail["holds"]
+    assert (hold["kind"], hold["released_at"]) == ("unmapped_code", None)
+    assert detail["meta"]["unmapped_codes"]
+    cda = httpx.get(f"{base}/{held['id']}/content", headers=auth, timeout=10)
+    assert cda.headers["content-type"] == "application/xml" and cda.content.startswith(b"<?xml")
+    pdf = httpx.get(
+        f"{base}/{held['id']}/content", headers=auth, params={"form": "pdf"}, timeout=10
+    )
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
+    with db.reader() as s:
+        actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert [a for a in actions if a.startswith("document.")] == [
+        "document.search",
+        "document.search",
+        "document.read",
+        "document.read_cda",
+        "document.read_pdf",
+    ]
