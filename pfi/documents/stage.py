@@ -63,6 +63,7 @@ from pfi.documents.planning import (
     plan_transmission,
 )
 from pfi.documents.reading import (
+    DOCUMENT_MESSAGES,
     DocumentRefused,
     LabReading,
     NotADocument,
@@ -185,7 +186,7 @@ class DocumentsStage:
 
     def handle(self, record: Record, ctx: StageContext) -> None:
         value = record.value
-        if message_type_of(value) not in ("ORU^R01", "MDM^T02", "MDM^T04", "MDM^T10"):
+        if message_type_of(value) not in DOCUMENT_MESSAGES:
             return
         p = self._prepared.pop((record.partition, record.offset), None)
         if p is None or p.event_id != record.event_id:

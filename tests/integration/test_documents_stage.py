@@ -368,6 +368,35 @@ def test_unmapped_code_is_held_counted_and_released_once_the_mapping_is_fixed(
     assert counter("pfi_unmapped_loinc_occurrences_total", lab="SGL") == unmapped_before + 2
 
 
+def test_operator_can_release_a_held_version_keeping_the_local_codes(
+    engine: RunningEngine,
+) -> None:
+    send(engine, "SGL", oru("04_coded_results"))  # AGHBS has no LOINC mapping
+    wait_for_documents_stage(engine)
+    db = db_of(engine)
+    (held,) = versions(db)
+    assert held["status"] == "held"
+    out = cli(
+        engine,
+        "documents",
+        "release",
+        str(held["id"]),
+        "--reason",
+        "lab confirmed the local code",
+        "--keep-local",
+    )
+    assert "released 1 hold(s)" in out
+    wait_for_documents_stage(engine)
+    (released,) = versions(db)
+    assert (released["id"], released["status"]) == (held["id"], "valid")
+    assert released["meta"]["release_policy"] == "keep_local"
+    assert b'<translation code="AGHBS"' in released["cda"]
+    assert [e["version_id"] for e in document_events(db)] == [held["id"]]
+    with db.reader() as s:
+        (entry,) = s.scalars(select(AuditEntry).where(AuditEntry.action == "document.release"))
+        assert entry.reason == "lab confirmed the local code" and entry.actor.startswith("cli:")
+
+
 def test_redelivered_or_resent_messages_make_no_second_version(engine: RunningEngine) -> None:
     send(engine, "SGL", oru("01_numeric_biochemistry", "D-1"))
     send(engine, "DPI", official(ORU_INIT, "D-2", conform=True))
