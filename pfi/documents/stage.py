@@ -199,7 +199,13 @@ class DocumentsStage:
             self._apply(p, record, ctx)
         except StalePlan as stale:
             log.info("documents: %s; planning message %s again", stale, value["message_id"])
-            self._prepared.clear()  # later plans of this batch may rest on the same state
+            # later plans of this batch for the same set rest on the same stale state
+            stale_set = p.plan.set_id if isinstance(p.plan, VersionPlan) else None
+            self._prepared = {
+                key: other
+                for key, other in self._prepared.items()
+                if not (isinstance(other.plan, VersionPlan) and other.plan.set_id == stale_set)
+            }
             p = self._prepare_inline(record, ctx.session)
             if p.error is not None:
                 raise p.error from None
