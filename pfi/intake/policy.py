@@ -75,7 +75,12 @@ def check_transmission(assessment: Assessment, raw: bytes) -> Assessment:
     will not send; any other message is returned unchanged. ~5-15 ms for a 300 KB ORU:
     run it off the event loop and outside the database transaction."""
     header = assessment.header
-    if assessment.status != "accepted" or header is None or not declares_transmission(header):
+    if (
+        assessment.status != "accepted"
+        or header is None
+        or header.message_code not in ("ORU", "MDM")
+        or not declares_transmission(header)
+    ):
         return assessment
     try:
         read_cda_transmission(parse_message(raw, header.charset))
