@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from pfi.bus.outbox import OutgoingRecord, add_to_outbox
 from pfi.bus.topics import INBOUND
 from pfi.documents.repository import HELD, HOLD_UNMAPPED, close_holds
-from pfi.store.models import DocumentVersion, Message
+from pfi.store.models import DocumentVersion, Hold, Message
 from pfi.transforms.hl7 import read_header
 
 
@@ -79,6 +79,22 @@ def release_unmapped_hold(
         raise ReleaseRefused(f"message {version.message_id} of version {version_id} is gone")
     add_to_outbox(session, [inbound_record_of(message)])
     return ReleasedHold(version.id, released, message.id, keep_local)
+
+
+def release_unmapped_hold_by_id(
+    session: Session, hold_id: int, *, actor: str, reason: str, keep_local: bool = False
+) -> ReleasedHold:
+    """The same, from a hold id (what a holds API lists): only kind unmapped_code."""
+    hold = session.get(Hold, hold_id)
+    if hold is None:
+        raise ReleaseRefused(f"no hold {hold_id}")
+    if hold.kind != HOLD_UNMAPPED:
+        raise ReleaseRefused(f"hold {hold_id} is a {hold.kind} hold, not {HOLD_UNMAPPED}")
+    if hold.released_at is not None:
+        raise ReleaseRefused(f"hold {hold_id} was already released")
+    return release_unmapped_hold(
+        session, hold.document_version_id, actor=actor, reason=reason, keep_local=keep_local
+    )
 
 
 def inbound_record_of(message: Message) -> OutgoingRecord:

@@ -44,11 +44,13 @@ class IdentityStage:
         # first). On PostgreSQL both may insert the same identifier at once: the second
         # gets an IntegrityError once the first commits. Applying the message again then
         # finds the patient the other stage created (READ COMMITTED sees it).
+        mark = len(ctx.outgoing)
         try:
             with ctx.session.begin_nested():
                 self._apply(value, ctx)
         except IntegrityError:
             log.info("identity: patient created concurrently; applying message again")
+            del ctx.outgoing[mark:]  # what the first attempt emitted is void
             with ctx.session.begin_nested():
                 self._apply(value, ctx)
 

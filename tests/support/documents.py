@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from pfi.adapters.mllp import MllpClient
 from pfi.bus import codec
+from pfi.bus.stage import Record
 from pfi.bus.topics import DOCUMENTS, INBOUND
 from pfi.config.model import Settings
 from pfi.documents.stage import DocumentsStage
@@ -20,9 +22,11 @@ from pfi.store.models import (
     DeadLetter,
     Document,
     DocumentVersion,
+    Message,
     OutboxEvent,
     ProcessedEvent,
 )
+from pfi.transforms.hl7 import parse_message
 from tests.support.inprocess import RunningEngine, engine_settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -218,3 +222,50 @@ def dead_letters(db: Database, stage: str = "documents") -> list[DeadLetter]:
         return list(
             s.scalars(select(DeadLetter).where(DeadLetter.stage == stage).order_by(DeadLetter.id))
         )
+
+
+def stored_record(db: Database, raw: bytes, offset: int) -> Record:
+    """`raw` stored as an accepted SGL message, and the inbound record intake made of it."""
+    header = parse_message(raw).header
+    received = datetime(2024, 1, 4, 11, 0, tzinfo=UTC)
+    with db.transaction() as s:
+        message = Message(
+            source="SGL",
+            received_at=received,
+            sending_application=header.sending_application,
+            sending_facility=header.sending_facility,
+            control_id=header.control_id,
+            message_type=header.message_type,
+            version=header.version,
+            charset=header.charset,
+            status="accepted",
+            ack_code="AA",
+            raw=raw,
+        )
+        s.add(message)
+        s.flush()
+        value = {
+            "message_id": message.id,
+            "source": "SGL",
+            "sender": header.sender,
+            "control_id": header.control_id,
+            "message_type": header.message_type,
+            "version": header.version,
+            "charset": header.charset,
+            "patient_key": header.patient_key(),
+            "received_at": received,
+            "raw": raw,
+        }
+    encoded = codec.encode(INBOUND.schema, value)
+    return Record(INBOUND, 0, offset, b"k", codec.decode(INBOUND.schema, encoded), encoded,
+                  offset + 1, None)  # fmt: skip
+
+
+def inline_stage(db: Database, tmp_path: Path) -> DocumentsStage:
+    """A documents stage that builds and checks (XSD only) in the caller's thread."""
+    settings = Settings()
+    settings.engine.data_dir = tmp_path / "var"
+    settings.documents.schematron = "off"
+    settings.documents.validation_processes = 0
+    settings.documents.sources["SGL"].loinc_mapping = SGL_MAPPING
+    return DocumentsStage(settings, db)
