@@ -43,6 +43,7 @@ from pfi.bus.worker_process import (
 from pfi.config import ConfigError
 from pfi.config.model import Settings
 from pfi.console.app import create_app
+from pfi.documents.stage import DocumentsStage
 from pfi.identity.stage import IdentityStage
 from pfi.intake.service import IntakeOutcome, IntakeService
 from pfi.observability import metrics, multiprocess
@@ -377,10 +378,10 @@ def load_routes_of(settings: Settings) -> Routes:
 
 def build_stages(settings: Settings, db: Database, *, router: Router | None = None) -> list[Stage]:
     """The engine's stages, in flow order. Capabilities add theirs here."""
-    del db
     router = router or Router(load_routes_of(settings))
     stages: list[Stage] = [
         IdentityStage(settings.identity, on_patient_changed=router.patient_changed),
+        DocumentsStage(settings, db),
         RoutingStage(router),
     ]
     if router.routes.release_triggers:

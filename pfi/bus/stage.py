@@ -9,6 +9,11 @@ database is never applied twice, what was not is consumed again.
 A record the handler cannot process (any exception but `TransientError` and database
 outages) is dead-lettered in the same transaction, with its error and original bytes,
 so one bad record never blocks its partition.
+
+Optional stage hooks, for stages with heavy CPU work (the documents stage builds and
+validates CDA documents): `prepare(records)` is called with the polled records the stage
+has not applied yet, before the transaction opens, so that the work holds no database
+lock (SQLite has one); `open()` / `close()` when the runner's thread starts and stops.
 """
 
 from __future__ import annotations
@@ -91,6 +96,44 @@ class Stage(Protocol):
     def handle(self, record: Record, ctx: StageContext) -> None: ...
 
 
+def dead_letter(
+    ctx: StageContext, stage: str, record: Record, error_type: str, error: str
+) -> DeadLetter:
+    """Keep `record` in the dead letters (table + topic) with why it failed, in the
+    stage's transaction. The runner calls it for a handler that raised; a stage calls it
+    itself when it stores something about the record *and* refuses it (e.g. a document
+    version stored as invalid, not sent)."""
+    dead = DeadLetter(
+        stage=stage,
+        topic=record.topic.name,
+        event_id=record.event_id,
+        key=record.key,
+        value=record.raw_value,
+        error_type=error_type[:200],
+        error=error[:10000],
+        correlation_id=record.correlation_id,
+    )
+    ctx.session.add(dead)
+    ctx.session.flush()
+    ctx.emit(
+        DEADLETTER,
+        record.key,
+        {
+            "dead_letter_id": dead.id,
+            "stage": stage,
+            "topic": record.topic.name,
+            "event_id": record.event_id,
+            "error_type": dead.error_type,
+            "error": dead.error,
+            "failed_at": dead.created_at,
+            "original_key": record.key,
+            "original_value": record.raw_value,
+        },
+        record.correlation_id,
+    )
+    return dead
+
+
 @dataclass
 class BatchOutcome:
     applied: int = 0
@@ -165,8 +208,15 @@ class StageRunner:
 
     # -- loop ----------------------------------------------------------------------
     def _run(self) -> None:
+        opener = getattr(self.stage, "open", None)
+        if opener is not None:
+            try:
+                opener()
+            except Exception:
+                log.exception("stage %s: open() failed", self.stage.name)
         consumer = self._connect()
         if consumer is None:
+            self._close_stage()
             return
         backoff = 0.5
         try:
@@ -182,6 +232,7 @@ class StageRunner:
                     continue
                 raw = [rec for recs in polled.values() for rec in recs]
                 records = [self._decode(r) for r in raw]
+                self._prepare(records)
                 start = 0
                 while start < len(records) and not self._stop.is_set():
                     started = time.perf_counter()
@@ -217,6 +268,41 @@ class StageRunner:
                 consumer.close(autocommit=False)
             except Exception:
                 log.debug("consumer close failed", exc_info=True)
+            self._close_stage()
+
+    def _close_stage(self) -> None:
+        closer = getattr(self.stage, "close", None)
+        if closer is not None:
+            try:
+                closer()
+            except Exception:
+                log.exception("stage %s: close() failed", self.stage.name)
+
+    def _prepare(self, records: list[Record]) -> None:
+        """The stage's optional `prepare` hook, outside any transaction, for the records
+        its inbox does not hold yet (a re-read after a broker restart prepares nothing).
+        Best effort: what it could not prepare, `handle` does itself."""
+        prepare = getattr(self.stage, "prepare", None)
+        if prepare is None:
+            return
+        try:
+            ids = [r.event_id for r in records if r.event_id is not None]
+            seen: set[int] = set()
+            if ids:
+                with self._db.reader() as session:
+                    seen = set(
+                        session.scalars(
+                            select(ProcessedEvent.event_id).where(
+                                ProcessedEvent.consumer == self.stage.name,
+                                ProcessedEvent.event_id.in_(ids),
+                            )
+                        )
+                    )
+            fresh = [r for r in records if r.event_id is None or r.event_id not in seen]
+            if fresh:
+                prepare(fresh)
+        except Exception as exc:
+            log.warning("stage %s: prepare failed (%s); handling inline", self.stage.name, exc)
 
     def _connect(self) -> KafkaConsumer | None:
         backoff = 0.5
@@ -348,34 +434,7 @@ class StageRunner:
             exc,
         )
         error_text = "".join(traceback.format_exception_only(exc)).strip()
-        dead = DeadLetter(
-            stage=self.stage.name,
-            topic=record.topic.name,
-            event_id=record.event_id,
-            key=record.key,
-            value=record.raw_value,
-            error_type=type(exc).__name__,
-            error=error_text[:10000],
-            correlation_id=record.correlation_id,
-        )
-        ctx.session.add(dead)
-        ctx.session.flush()
-        ctx.emit(
-            DEADLETTER,
-            record.key,
-            {
-                "dead_letter_id": dead.id,
-                "stage": self.stage.name,
-                "topic": record.topic.name,
-                "event_id": record.event_id,
-                "error_type": dead.error_type,
-                "error": dead.error,
-                "failed_at": dead.created_at,
-                "original_key": record.key,
-                "original_value": record.raw_value,
-            },
-            record.correlation_id,
-        )
+        dead_letter(ctx, self.stage.name, record, type(exc).__name__, error_text)
 
     # -- offsets -------------------------------------------------------------------
     def _commit(self, consumer: KafkaConsumer, done: list[Record]) -> None:

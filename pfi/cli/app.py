@@ -6,6 +6,7 @@ import typer
 
 from pfi.cli import (
     config_cmds,
+    documents_cmds,
     engine_cmds,
     holds_cmds,
     intake_cmds,
@@ -30,4 +31,5 @@ observability_cmds.register(app)
 users_cmds.register(app)
 report_cmds.register(app)
 holds_cmds.register(app)
+documents_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

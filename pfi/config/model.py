@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pfi.config.base import Port, Section
 from pfi.config.dmp import DmpSettings
+from pfi.config.documents import DocumentsSettings
 from pfi.config.mssante import MssanteSettings
 from pfi.config.observability import ObservabilitySettings
 from pfi.config.outbound import OutboundSettings
@@ -182,12 +183,20 @@ class Settings(Section):
     mssante: MssanteSettings | None = Field(default=None, description="empty: no MSSanté")
     routing: RoutingSettings = RoutingSettings()
     outbound: OutboundSettings = OutboundSettings()
+    documents: DocumentsSettings = DocumentsSettings()
 
     @model_validator(mode="after")
     def _observed_sources_exist(self) -> Settings:
         fitted = self.observability.for_sources(set(self.sources))
         if fitted is not self.observability:
             object.__setattr__(self, "observability", fitted)  # no re-validation loop
+        return self
+
+    @model_validator(mode="after")
+    def _document_sources_exist(self) -> Settings:
+        fitted = self.documents.for_sources(set(self.sources))
+        if fitted is not self.documents:
+            object.__setattr__(self, "documents", fitted)
         return self
 
     @model_validator(mode="after")

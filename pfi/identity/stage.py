@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pfi.bus.outbox import OutgoingRecord
@@ -53,6 +54,21 @@ class IdentityStage:
         value = record.value
         if not value["message_type"].startswith("ADT"):
             return
+        # The documents stage also creates patients (from an ORU's PID when no ADT came
+        # first). On PostgreSQL both may insert the same identifier at once: the second
+        # gets an IntegrityError once the first commits. Applying the message again then
+        # finds the patient the other stage created (READ COMMITTED sees it).
+        mark = len(ctx.outgoing)
+        try:
+            with ctx.session.begin_nested():
+                self._apply(value, ctx)
+        except IntegrityError:
+            log.info("identity: patient created concurrently; applying message again")
+            del ctx.outgoing[mark:]  # what the first attempt emitted is void
+            with ctx.session.begin_nested():
+                self._apply(value, ctx)
+
+    def _apply(self, value: dict, ctx: StageContext) -> None:
         msg = parse_message(value["raw"], value["charset"])
         event = read_adt(msg, self.rules)
         if not event.patients:

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from pfi.bus.outbox import OutgoingRecord, add_to_outbox
 from pfi.bus.topics import INBOUND
 from pfi.config.model import SourceSettings
-from pfi.intake.policy import Assessment, assess, patient_identifiers
+from pfi.intake.policy import Assessment, assess, check_transmission, patient_identifiers
 from pfi.store.db import Database
 from pfi.store.ids import allocate_ids, fast_insert
 from pfi.store.models import Message, utcnow
@@ -132,6 +132,8 @@ class IntakeService:
 
     # -- storage (runs in a worker thread) -----------------------------------------
     def _store_and_ack(self, batch: list[_Pending]) -> list[bytes | None]:
+        for p in batch:  # CDA checks of the transmission volet, before the transaction
+            p.assessment = check_transmission(p.assessment, p.raw)
         self._store(batch)
         if self._on_committed is not None:
             self._on_committed()

@@ -61,6 +61,8 @@ class EngineProcess:
         base: dict[str, Any] = {
             "engine": {"data_dir": str(workdir / "var")},
             "http": {"port": self.http_port},
+            # XSD-only, in-thread document checks: no schematron compile per engine start
+            "documents": {"schematron": "off", "validation_processes": 0},
             "sources": {
                 "DPI": {
                     "port": self.ports["DPI"],

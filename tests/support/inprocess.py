@@ -21,6 +21,11 @@ def engine_settings(tmp_path: Path, db_url: str, **sources: dict[str, Any]) -> S
     settings.engine.worker_process = False  # stages as threads: the test reads their effects
     settings.database.url = db_url
     settings.http.port = free_port()
+    # documents checked against the XSD only, in the stage's thread: no schematron
+    # compile (1.2 GB, 15+ s of CPU) in tests that are not about documents (those set
+    # documents.schematron: required themselves, see tests/support/documents.py)
+    settings.documents.schematron = "off"
+    settings.documents.validation_processes = 0
     defaults = {
         "DPI": ["ADT", "ORU^R01", "MDM"],
         "SGL": ["ORU^R01", "ADT"],

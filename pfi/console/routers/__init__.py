@@ -3,11 +3,12 @@
 Later capabilities add theirs here (holds, deliveries, inbound) and to `API_ROUTERS`.
 """
 
-from pfi.console.routers import audit, document_masking, holds, messages, patients
+from pfi.console.routers import audit, document_masking, documents, holds, messages, patients
 
 API_ROUTERS = [
     messages.router,
     patients.router,
+    documents.router,
     audit.router,
     holds.router,
     document_masking.router,

@@ -77,6 +77,7 @@ class DocumentVersion(Base):
     __table_args__ = (
         UniqueConstraint("document_id", "version"),
         Index("ix_document_versions_status", "status"),
+        Index("ix_document_versions_document_uid", "document_uid"),
     )
 
 

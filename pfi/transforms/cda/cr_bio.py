@@ -11,6 +11,7 @@ one document carrying both the structured and the readable form.
 from __future__ import annotations
 
 import base64
+import re
 from decimal import Decimal
 
 from lxml import etree
@@ -470,7 +471,9 @@ def _observation(
                 {"code": flag, "displayName": display, "codeSystem": OBSERVATION_INTERPRETATION},
             )
     rr = o.reference_range
-    if rr is not None and (rr.low is not None or rr.high is not None) and _is_quantity(o):
+    bounded = rr is not None and (rr.low is not None or rr.high is not None)
+    # a dimensionless range stays in the narrative (IVL_PQ needs a UCUM unit)
+    if rr is not None and bounded and _is_quantity(o) and not _dimensionless(o):
         ref = el(
             el(obs, "referenceRange", {"typeCode": "REFV"}),
             "observationRange",
@@ -559,25 +562,41 @@ _BOUNDS = {
 }
 
 
+def _dimensionless(o: Observation) -> bool:
+    """No unit, unity, or a bare UCUM annotation such as {INR}: the kit's UCUM table lists
+    none of them, and the 2024.01 examples send such results (INR) as REAL."""
+    unit = _unit(o)
+    return unit == "1" or bool(re.fullmatch(r"\{[^{}]*\}", unit))
+
+
+def _quantity(obs: etree._Element, value: Decimal, o: Observation) -> None:
+    if _dimensionless(o):
+        el(obs, "value", {hd.XSI_TYPE: "REAL", "value": _num(value)})
+    else:
+        el(obs, "value", {hd.XSI_TYPE: "PQ", "value": _num(value), "unit": _unit(o)})
+
+
 def _value(obs: etree._Element, o: Observation, refs: dict[str, str]) -> None:
     v = o.value
     if isinstance(v, Numeric):
-        el(obs, "value", {hd.XSI_TYPE: "PQ", "value": _num(v.value), "unit": _unit(o)})
+        _quantity(obs, v.value, o)
     elif isinstance(v, StructuredNumeric):
+        unit = {} if _dimensionless(o) else {"unit": _unit(o)}
+        interval = "IVL_REAL" if _dimensionless(o) else "IVL_PQ"
         if v.comparator in _BOUNDS and v.num1 is not None and not v.separator:
             side, inclusive = _BOUNDS[v.comparator]
-            ivl = el(obs, "value", {hd.XSI_TYPE: "IVL_PQ"})
-            el(ivl, side, {"value": _num(v.num1), "unit": _unit(o), "inclusive": inclusive})
+            ivl = el(obs, "value", {hd.XSI_TYPE: interval})
+            el(ivl, side, {"value": _num(v.num1), **unit, "inclusive": inclusive})
         elif v.separator == "-" and v.num1 is not None and v.num2 is not None:
-            ivl = el(obs, "value", {hd.XSI_TYPE: "IVL_PQ"})
-            el(ivl, "low", {"value": _num(v.num1), "unit": _unit(o)})
-            el(ivl, "high", {"value": _num(v.num2), "unit": _unit(o)})
+            ivl = el(obs, "value", {hd.XSI_TYPE: interval})
+            el(ivl, "low", {"value": _num(v.num1), **unit})
+            el(ivl, "high", {"value": _num(v.num2), **unit})
         elif v.separator in (":", "/") and v.num1 is not None and v.num2 is not None:
             rto = el(obs, "value", {hd.XSI_TYPE: "RTO_QTY_QTY"})
             el(rto, "numerator", {hd.XSI_TYPE: "INT", "value": _num(v.num1)})
             el(rto, "denominator", {hd.XSI_TYPE: "INT", "value": _num(v.num2)})
         elif v.num1 is not None and v.comparator in ("", "="):
-            el(obs, "value", {hd.XSI_TYPE: "PQ", "value": _num(v.num1), "unit": _unit(o)})
+            _quantity(obs, v.num1, o)
         else:
             text_el(obs, "value", v.text, **{hd.XSI_TYPE: "ST"})
     elif isinstance(v, Text):
@@ -715,15 +734,17 @@ def _narrative(text: etree._Element, battery: Battery, ids: _Ids) -> dict[str, s
 
 
 def _comment_section(body: etree._Element, comments: tuple[str, ...], ctx: CdaContext) -> None:
+    """FR-Commentaire-non-code: IHE Document Summary, whose code is 55112-7 (IHE.sch)."""
     sec = el(el(body, "component"), "section")
     el(sec, "templateId", {"root": "2.16.840.1.113883.10.12.201"})
     el(sec, "templateId", {"root": "1.3.6.1.4.1.19376.1.4.1.2.16"})
+    el(sec, "templateId", {"root": "1.2.250.1.213.1.1.2.73"})
     hd.ii(sec, "id", hd.InstanceId(ctx.uuid("comments")))
     el(
         sec,
         "code",
         {
-            "code": "48767-8",
+            "code": "55112-7",
             "displayName": "Commentaire",
             "codeSystem": LOINC,
             "codeSystemName": "LOINC",
