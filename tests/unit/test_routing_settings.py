@@ -77,7 +77,7 @@ def test_missing_routes_file_is_named(tmp_path: Path) -> None:
 def test_release_trigger_stage_runs_only_when_triggers_are_declared(tmp_path: Path) -> None:
     plain = BAD_ROUTES.replace("mss_pateint", "mss_patient")
     settings = load_settings(config(tmp_path, plain), environ={})
-    assert [type(s) for s in build_stages(settings, None)][1:] == [RoutingStage]  # type: ignore[arg-type]
+    assert [type(s) for s in build_stages(settings, None)][2:] == [RoutingStage]  # type: ignore[arg-type]
     triggers = plain + (
         "release_triggers:\n"
         "  - name: done\n"
@@ -86,8 +86,8 @@ def test_release_trigger_stage_runs_only_when_triggers_are_declared(tmp_path: Pa
     )
     settings = load_settings(config(tmp_path, triggers), environ={})
     stages = build_stages(settings, None)  # type: ignore[arg-type]
-    assert [type(s) for s in stages][1:] == [RoutingStage, HoldReleaseStage]
-    assert [s.name for s in stages] == ["identity", "routing", "hold-release"]
+    assert [type(s) for s in stages][2:] == [RoutingStage, HoldReleaseStage]
+    assert [s.name for s in stages] == ["identity", "documents", "routing", "hold-release"]
 
 
 def test_business_ack_endpoint_is_chosen_per_sender() -> None:
