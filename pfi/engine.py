@@ -52,7 +52,8 @@ from pfi.observability.health import Readiness
 from pfi.observability.logs import configure_logging
 from pfi.observability.metrics import register_store_gauges
 from pfi.observability.store_snapshot import store_snapshot_provider
-from pfi.routes import BUILTIN_ROUTES_PATH, Routes, load_routes, routes_path
+from pfi.routes import Routes
+from pfi.routes.loader import configured_routes
 from pfi.routes.release_stage import HoldReleaseStage
 from pfi.routes.router import Router
 from pfi.routes.stage import RoutingStage
@@ -362,11 +363,7 @@ def record_intake_metrics(outcome: IntakeOutcome) -> None:
 def load_routes_of(settings: Settings) -> Routes:
     """The routes file `routing.routes_file` names (see `routes_path`); `ConfigError`
     (file:line) if bad."""
-    path = routes_path(settings.routing.routes_file)
-    # The shipped routes name the usual feeds (SGL, RIS, DPI); an installation without
-    # one of them simply has no document from it, which is no reason to refuse to start.
-    known = None if path == BUILTIN_ROUTES_PATH else settings.sources
-    routes = load_routes(path, known_sources=known)
+    path, routes = configured_routes(settings.routing.routes_file, settings.sources)
     log.info(
         "routes: %s (%d routes, %d release triggers)",
         path,

@@ -10,7 +10,8 @@ import typer
 from pfi import __version__
 from pfi.cli.options import ConfigOption, settings_or_exit
 from pfi.config import ConfigError
-from pfi.routes import BUILTIN_ROUTES_PATH, DEFAULT_ROUTES_PATH, load_routes, routes_path
+from pfi.routes import DEFAULT_ROUTES_PATH, load_routes
+from pfi.routes.loader import configured_routes
 
 
 def register(app: typer.Typer) -> None:
@@ -25,10 +26,8 @@ def check_config(
     """Validate a configuration file and the routes file it names (`routing.routes_file`);
     exit 2 with file:line, key and expectation on error."""
     settings = settings_or_exit(path)
-    routes_file = routes_path(settings.routing.routes_file)
     try:
-        known = None if routes_file == BUILTIN_ROUTES_PATH else settings.sources
-        routes = load_routes(routes_file, known_sources=known)
+        routes_file, routes = configured_routes(settings.routing.routes_file, settings.sources)
     except ConfigError as exc:
         typer.echo("routes error:", err=True)
         for problem in exc.problems:

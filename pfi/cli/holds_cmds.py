@@ -16,8 +16,8 @@ import typer
 from pfi.bus.outbox import add_to_outbox
 from pfi.cli.options import ConfigOption, cli_actor, open_store, settings_or_exit
 from pfi.config import ConfigError
-from pfi.routes import BUILTIN_ROUTES_PATH, load_routes, routes_path
 from pfi.routes.hold_queries import HoldFilter, HoldListing, find_holds
+from pfi.routes.loader import configured_routes
 from pfi.routes.router import Router, RoutingRefused
 
 holds_app = typer.Typer(
@@ -64,9 +64,7 @@ def release(
         raise typer.Exit(2)
     settings = settings_or_exit(config)
     try:
-        path = routes_path(settings.routing.routes_file)
-        known = None if path == BUILTIN_ROUTES_PATH else settings.sources
-        router = Router(load_routes(path, known_sources=known))
+        router = Router(configured_routes(settings.routing.routes_file, settings.sources)[1])
     except ConfigError as exc:
         typer.echo("routes error:", err=True)
         for problem in exc.problems:

@@ -44,3 +44,15 @@ def load_routes(path: Path, *, known_sources: Iterable[str] | None = None) -> Ro
         raise ConfigError([doc.problem(key_path, expected) for key_path, expected in problems])
     routes.locate([doc.lines.get(("routes", i)) for i in range(len(routes.routes))])
     return routes
+
+
+def configured_routes(configured: Path | None, sources: Iterable[str]) -> tuple[Path, Routes]:
+    """The routes `pfi.yaml` asks for (`routing.routes_file`, see `routes_path`), checked
+    against its sources; `ConfigError` (file:line) if bad.
+
+    The shipped routes name the usual feeds (SGL, RIS, DPI): an installation without one
+    of them simply has no document from it, which is no reason to refuse to start.
+    """
+    path = routes_path(configured)
+    known = None if path == BUILTIN_ROUTES_PATH else sources
+    return path, load_routes(path, known_sources=known)

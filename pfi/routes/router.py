@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session, defer
 
 from pfi.bus.outbox import OutgoingRecord
 from pfi.console.roles import Principal
+from pfi.documents.release import ReleaseRefused, release_unmapped_hold_by_id
+from pfi.documents.repository import HOLD_UNMAPPED
 from pfi.routes.decision import decide, reevaluate
 from pfi.routes.document_meta import DocumentMeta
 from pfi.routes.inputs import DestinationKind, PatientFacts, RoutingInput
@@ -364,10 +366,27 @@ class Router:
     def release_hold(
         self, session: Session, hold_id: int, *, actor: Principal | str, reason: str
     ) -> tuple[Hold, LedgerChanges]:
-        """An operator releases a hold: the whole version's hold of that kind ends."""
-        version_id = session.scalar(select(Hold.document_version_id).where(Hold.id == hold_id))
-        if version_id is None:
+        """An operator releases a hold: the whole version's hold of that kind ends.
+
+        A document held before routing (unmapped LOINC code) is released by the documents
+        stage's rule: its message goes back to be rebuilt with the current mapping.
+        """
+        row = session.execute(
+            select(Hold.document_version_id, Hold.kind).where(Hold.id == hold_id)
+        ).one_or_none()
+        if row is None:
             raise RoutingRefused(404, f"no hold {hold_id}")
+        version_id, hold_kind = row
+        if hold_kind == HOLD_UNMAPPED:
+            try:
+                release_unmapped_hold_by_id(
+                    session, hold_id, actor=str(getattr(actor, "name", actor)), reason=reason
+                )
+            except ReleaseRefused as exc:
+                raise RoutingRefused(409, str(exc)) from None
+            released = session.get(Hold, hold_id)
+            assert released is not None
+            return released, LedgerChanges()
         # Lock order everywhere: the version's routing row, then its ledger rows.
         routing = self._routing_for_update(session, version_id)
         hold = session.scalar(
