@@ -44,6 +44,7 @@ from pfi.transforms.hl7.masking_oru import (
     OruPatientId,
     build_masking_oru,
 )
+from pfi.transforms.hl7.outgoing import INS_AUTHORITY_NAMES
 from pfi.transforms.hl7.zam import (
     DMP_ERROR_SYSTEM,
     READ_ERROR_SYSTEM,
@@ -56,14 +57,6 @@ from pfi.transforms.hl7.zam import (
 )
 
 log = logging.getLogger(__name__)
-
-#: PAM-FR names of the INS assigning authorities, for PID-3.
-_INS_AUTHORITY_NAMES = {
-    "1.2.250.1.213.1.4.8": "ASIP-SANTE-INS-NIR",
-    "1.2.250.1.213.1.4.9": "ASIP-SANTE-INS-NIA",
-    "1.2.250.1.213.1.4.10": "ASIP-SANTE-INS-NIR",
-    "1.2.250.1.213.1.4.11": "ASIP-SANTE-INS-NIA",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +326,7 @@ def _oru_patient(session: Session, patient: Patient) -> OruPatient:
     if patient.qualified and patient.ins:
         oid = patient.ins_oid or ""
         ids.append(
-            OruPatientId(patient.ins, oid, _INS_AUTHORITY_NAMES.get(oid, "ASIP-SANTE-INS"), "INS")
+            OruPatientId(patient.ins, oid, INS_AUTHORITY_NAMES.get(oid, "ASIP-SANTE-INS"), "INS")
         )
     for ident in session.scalars(
         select(PatientIdentifier).where(PatientIdentifier.patient_id == patient.id)

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pfi.transforms.hl7.charset import CODECS
-from pfi.transforms.hl7.escape import escape
-from pfi.transforms.hl7.header import Separators
+from pfi.transforms.hl7.outgoing import esc as _e
+from pfi.transforms.hl7.outgoing import msh
+from pfi.transforms.hl7.outgoing import segment as _fields
 
-SEPS = Separators()
 PROFILE = "2.1^CISIS_CDA_HL7_V2"
 META_SYSTEM = "MetaDMPMSS"
 YES_NO_SYSTEM = "expandedYes-NoIndicator"
@@ -154,28 +154,18 @@ def build_masking_oru(report: MaskingReport, header: OruHeader, *, now: datetime
     stamp = now.strftime("%Y%m%d%H%M%S")
     code = f"{e(report.type_code)}^{e(report.type_display)}^{e(report.type_system)}"
     segments = [
-        _fields(
-            "MSH",
-            "^~\\&",
-            e(header.sending_application),
-            e(header.sending_facility),
-            e(header.receiving_application),
-            e(header.receiving_facility),
-            stamp,
-            "",
-            "ORU^R01^ORU_R01",
-            e(header.control_id),
-            header.processing_id,
-            "2.5",
-            "",
-            "",
-            "",
-            "",
-            "FRA",
-            header.charset,
-            "",
-            "",
-            PROFILE,
+        msh(
+            sending_application=header.sending_application,
+            sending_facility=header.sending_facility,
+            receiving_application=header.receiving_application,
+            receiving_facility=header.receiving_facility,
+            stamp=stamp,
+            message_type="ORU^R01^ORU_R01",
+            control_id=header.control_id,
+            processing_id=header.processing_id,
+            version="2.5",
+            charset=header.charset,
+            profile=PROFILE,
         ),
         _pid(report.patient),
         _fields("ORC", orc1, e(report.placer_order), e(report.filler_order)),
@@ -286,14 +276,6 @@ def _pid(patient: OruPatient) -> str:
     fields += [""] * (32 - len(fields))
     fields.append(_e(patient.identity_status))
     return "|".join(fields).rstrip("|")
-
-
-def _fields(*values: str) -> str:
-    return "|".join(values).rstrip("|")
-
-
-def _e(value: str) -> str:
-    return escape(value, SEPS)
 
 
 __all__: Sequence[str] = (

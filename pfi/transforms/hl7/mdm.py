@@ -15,19 +15,12 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pfi.transforms.hl7.escape import escape
-from pfi.transforms.hl7.header import Separators
+from pfi.transforms.hl7.outgoing import INS_AUTHORITY_NAMES, msh
+from pfi.transforms.hl7.outgoing import esc as _e
+from pfi.transforms.hl7.outgoing import segment as _fields
 from pfi.transforms.mssante.action import DocumentAction
 
-SEPS = Separators()
 PROFILE = "1.1^CISIS_CDA_HL7_LPS"
-#: HL7 namespace names PAM-FR uses for the INS assigning authorities.
-INS_AUTHORITIES = {
-    "1.2.250.1.213.1.4.8": "ASIP-SANTE-INS-NIR",
-    "1.2.250.1.213.1.4.9": "ASIP-SANTE-INS-NIA",
-    "1.2.250.1.213.1.4.10": "ASIP-SANTE-INS-NIR",  # test INS, as in the official examples
-    "1.2.250.1.213.1.4.11": "ASIP-SANTE-INS-NIR",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,30 +129,18 @@ def build_mdm_t02(data: MdmT02Input) -> bytes:
     event = doc.action.mdm_event
     e = _e
     segments = [
-        "|".join(
-            [
-                "MSH",
-                "^~\\&",
-                e(h.sending_application),
-                e(h.sending_facility),
-                e(h.receiving_application),
-                e(h.receiving_facility),
-                h.message_datetime,
-                "",
-                f"MDM^{event}^MDM_T02",
-                e(h.control_id),
-                h.processing_id,
-                "2.6",
-                "",
-                "",
-                "",
-                "",
-                "FRA",
-                "UNICODE UTF-8",
-                "",
-                "",
-                PROFILE,
-            ]
+        msh(
+            sending_application=h.sending_application,
+            sending_facility=h.sending_facility,
+            receiving_application=h.receiving_application,
+            receiving_facility=h.receiving_facility,
+            stamp=h.message_datetime,
+            message_type=f"MDM^{event}^MDM_T02",
+            control_id=h.control_id,
+            processing_id=h.processing_id,
+            version="2.6",
+            charset="UNICODE UTF-8",
+            profile=PROFILE,
         ),
         f"EVN||{h.message_datetime}||||{h.message_datetime}",
         _pid(data.patient),
@@ -236,14 +217,6 @@ def build_mdm_t02(data: MdmT02Input) -> bytes:
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 
-def _e(value: str) -> str:
-    return escape(value, SEPS)
-
-
-def _fields(*values: str) -> str:
-    return "|".join(values)
-
-
 def _code(doc: MdmDocument) -> str:
     return f"{_e(doc.type_code)}^{_e(doc.type_label)}^{_e(doc.type_system)}"
 
@@ -268,7 +241,7 @@ def _txa(doc: MdmDocument) -> str:
 def _pid(p: MdmPatient) -> str:
     ids = []
     for i in p.ids:
-        name = i.authority_name or INS_AUTHORITIES.get(i.authority_oid, "")
+        name = i.authority_name or INS_AUTHORITY_NAMES.get(i.authority_oid, "")
         ids.append(f"{_e(i.value)}^^^{_e(name)}&{_e(i.authority_oid)}&ISO^{_e(i.type_code)}")
     names = [f"{_e(p.birth_family_name)}^{_e(p.first_given_name)}^{_e(p.given_names)}^^^^L"]
     if p.used_family_name:

@@ -31,10 +31,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from pfi.transforms.hl7.charset import CODECS
-from pfi.transforms.hl7.escape import escape
-from pfi.transforms.hl7.header import Separators
+from pfi.transforms.hl7.outgoing import esc as _e
+from pfi.transforms.hl7.outgoing import msh
 
-SEPS = Separators()
 VERSION = "2.6"
 PROFILE = "2.1^CISIS_CDA_HL7_V2"
 ACK_SYSTEM = "AckMetierZAM"
@@ -172,33 +171,21 @@ def _build(
         raise ValueError(f"ZAM^{event.value} OBX 2: the MSSanté address is required")
     e = _e
     stamp = now.strftime("%Y%m%d%H%M%S")
-    msh = "|".join(
-        [
-            "MSH",
-            "^~\\&",
-            e(header.sending_application),
-            e(header.sending_facility),
-            e(header.receiving_application),
-            e(header.receiving_facility),
-            stamp,
-            "",
-            f"ZAM^{event.value}^ZAM_Z01",
-            e(header.control_id),
-            header.processing_id,
-            VERSION,
-            "",
-            "",
-            "",
-            "",
-            "FRA",
-            header.charset,
-            "",
-            "",
-            PROFILE,
-        ]
+    header_segment = msh(
+        sending_application=header.sending_application,
+        sending_facility=header.sending_facility,
+        receiving_application=header.receiving_application,
+        receiving_facility=header.receiving_facility,
+        stamp=stamp,
+        message_type=f"ZAM^{event.value}^ZAM_Z01",
+        control_id=header.control_id,
+        processing_id=header.processing_id,
+        version=VERSION,
+        charset=header.charset,
+        profile=PROFILE,
     )
     segments = [
-        msh,
+        header_segment,
         f"EVN||{stamp}",
         "|".join(
             [
@@ -251,7 +238,3 @@ def _build(
         )
     body = "\r".join(segments) + "\r"
     return body.encode(CODECS[header.charset], errors="replace")
-
-
-def _e(value: str) -> str:
-    return escape(value, SEPS)
