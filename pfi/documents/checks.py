@@ -20,11 +20,13 @@ from lxml import etree
 
 from pfi.transforms.cda.context import CdaContext
 from pfi.transforms.cda.cr_bio import build_cr_bio
+from pfi.transforms.cda.cr_img import CrImgLevel, build_cr_img, cr_img_plan
 from pfi.transforms.cda.findings import Finding, Severity
 from pfi.transforms.cda.kit import CDA_XSD
-from pfi.transforms.cda.pdf import render_lab_report_pdf
+from pfi.transforms.cda.pdf import render_imaging_report_pdf, render_lab_report_pdf
 from pfi.transforms.cda.terminologies import element_location
 from pfi.transforms.cda.validation import CdaValidator, ValidationReport
+from pfi.transforms.imaging import ImagingReport
 from pfi.transforms.lab.model import LabReport
 
 SchematronMode = Literal["required", "off"]
@@ -107,6 +109,18 @@ class DocumentChecker:
         verdict = self._validator.validate(cda)
         return CheckedDocument(cda, pdf, verdict, built - started, time.perf_counter() - built)
 
+    def build_imaging(self, report: ImagingReport, context: CdaContext) -> CheckedDocument:
+        """CR-IMG, then validated. The stored PDF is the RIS's own, else rendered by PFI;
+        a level-1 document carries it as its body, a level-3 one carries only the RIS's
+        (FR-Documents-ajoutes names it the RIS's rendering), its body being the report."""
+        started = time.perf_counter()
+        pdf = report.pdf or render_imaging_report_pdf(report, context)
+        structured = cr_img_plan(report).level is CrImgLevel.STRUCTURED
+        cda = build_cr_img(report, context, report.pdf if structured else pdf)
+        built = time.perf_counter()
+        verdict = self._validator.validate(cda)
+        return CheckedDocument(cda, pdf, verdict, built - started, time.perf_counter() - built)
+
 
 # -- entry points of the worker processes ----------------------------------------------
 _CHECKER: DocumentChecker | None = None
@@ -141,3 +155,10 @@ def build_and_check_lab(report: LabReport, context: CdaContext) -> CheckedDocume
         return _checker().build_lab(report, context)
     except Exception as exc:
         raise DocumentBuildError(f"CR-BIO not built: {type(exc).__name__}: {exc}") from None
+
+
+def build_and_check_imaging(report: ImagingReport, context: CdaContext) -> CheckedDocument:
+    try:
+        return _checker().build_imaging(report, context)
+    except Exception as exc:
+        raise DocumentBuildError(f"CR-IMG not built: {type(exc).__name__}: {exc}") from None

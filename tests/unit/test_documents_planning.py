@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pfi.config.documents import DocumentsSettings
-from pfi.documents.ids import lab_set_id, message_fingerprint, set_key
+from pfi.documents.ids import built_set_id, message_fingerprint, set_key
 from pfi.documents.mappings import LoincMappings
 from pfi.documents.planning import (
     BatchState,
@@ -319,7 +319,7 @@ def _version(document_id: int, set_id: str, uid: str) -> VersionState:
 # -- ids ------------------------------------------------------------------------------
 def test_set_key_keeps_a_readable_request_number() -> None:
     assert set_key("SGL", "F1001") == "SGL-F1001"
-    assert str(lab_set_id("1.2.3", "SGL", "F1001")) == "1.2.3^SGL-F1001"
+    assert str(built_set_id("1.2.3", "SGL", "F1001")) == "1.2.3^SGL-F1001"
 
 
 def test_set_key_of_odd_or_long_request_numbers_is_safe_and_unique() -> None:
