@@ -20,10 +20,10 @@ from lxml import etree
 
 from pfi.transforms.cda.context import CdaContext
 from pfi.transforms.cda.cr_bio import build_cr_bio
-from pfi.transforms.cda.cr_img import CrImgLevel, build_cr_img, cr_img_plan
+from pfi.transforms.cda.cr_img import build_cr_img_with_pdf
 from pfi.transforms.cda.findings import Finding, Severity
 from pfi.transforms.cda.kit import CDA_XSD
-from pfi.transforms.cda.pdf import render_imaging_report_pdf, render_lab_report_pdf
+from pfi.transforms.cda.pdf import render_lab_report_pdf
 from pfi.transforms.cda.terminologies import element_location
 from pfi.transforms.cda.validation import CdaValidator, ValidationReport
 from pfi.transforms.imaging import ImagingReport
@@ -110,13 +110,9 @@ class DocumentChecker:
         return CheckedDocument(cda, pdf, verdict, built - started, time.perf_counter() - built)
 
     def build_imaging(self, report: ImagingReport, context: CdaContext) -> CheckedDocument:
-        """CR-IMG, then validated. The stored PDF is the RIS's own, else rendered by PFI;
-        a level-1 document carries it as its body, a level-3 one carries only the RIS's
-        (FR-Documents-ajoutes names it the RIS's rendering), its body being the report."""
+        """CR-IMG (level 3 or 1) with its PDF (`build_cr_img_with_pdf`), then validated."""
         started = time.perf_counter()
-        pdf = report.pdf or render_imaging_report_pdf(report, context)
-        structured = cr_img_plan(report).level is CrImgLevel.STRUCTURED
-        cda = build_cr_img(report, context, report.pdf if structured else pdf)
+        cda, pdf = build_cr_img_with_pdf(report, context)
         built = time.perf_counter()
         verdict = self._validator.validate(cda)
         return CheckedDocument(cda, pdf, verdict, built - started, time.perf_counter() - built)
