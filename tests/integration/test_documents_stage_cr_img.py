@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from pfi.bus import codec
 from pfi.bus.topics import DOCUMENTS, INBOUND
+from pfi.observability.metrics import DEFAULT_METRICS
 from pfi.store import Database
 from pfi.store.models import Delivery, Message, OutboxEvent, Patient, ProcessedEvent
 from tests.support.documents import (
@@ -82,6 +83,11 @@ def deliveries(db: Database) -> list[tuple[int, str, str]]:
     with db.reader() as s:
         rows = s.scalars(select(Delivery).order_by(Delivery.id))
         return [(d.document_version_id, d.destination, d.operation) for d in rows]
+
+
+def built(version_kind: str) -> float:
+    labels = {"document_type": "CR-IMG", "version_kind": version_kind}
+    return DEFAULT_METRICS.registry.get_sample_value("pfi_documents_built_total", labels) or 0.0
 
 
 def body_pdf(cda: bytes) -> bytes:
@@ -177,6 +183,7 @@ def test_ris_oru_and_mdm_reports_become_valid_cr_img_versions_routed_to_the_dmp(
 def test_oru_correction_is_version_two_replacing_one_and_cancellation_withdraws(
     engine: RunningEngine,
 ) -> None:
+    before = {kind: built(kind) for kind in ("initial", "replacement", "deletion")}
     send_ris(engine, "03_oru_dicom_study_uid")
     send_ris(engine, "06_oru_correction")  # OBR-25 C, OBX-11 C
     send_ris(engine, "07_oru_cancellation")  # OBR-25 X, ORC-1 CA
@@ -206,6 +213,11 @@ def test_oru_correction_is_version_two_replacing_one_and_cancellation_withdraws(
         (2, "REPLACEMENT"),
         (3, "DELETION"),
     ]
+    assert {kind: built(kind) - n for kind, n in before.items()} == {
+        "initial": 1,
+        "replacement": 1,
+        "deletion": 1,
+    }
     assert dead_letters(db) == []
 
 
