@@ -1,10 +1,15 @@
-"""ORU → CDA level 3 documents per second on one core, without and with schematron
-validation, against lxml parse+serialise of the same documents in the same run.
+"""ORU → CDA documents per second on one core, without and with schematron validation,
+against lxml parse+serialise of the same documents in the same run.
 
-Two paths: the lab sends its PDF (OBX ED, embedded as is) and PFI renders the PDF
-(reportlab). Then the same documents through the validator the documents stage runs:
-XSD only (`documents.schematron: off`) and XSD + CI-SIS schematrons (`required`, after
-its one-off start-up, reported apart). Every loop is bounded in count and time.
+CR-BIO (lab ORU → CR-BIO level 3), two paths: the lab sends its PDF (OBX ED, embedded as
+is) and PFI renders the PDF (reportlab). CR-IMG (RIS ORU / MDM → CR-IMG), what the
+documents stage's workers do (`build_cr_img_with_pdf`: the PDF is rendered whenever the
+RIS sent none, the level-3 body does not carry it): level 3, level 1 carrying the RIS's
+PDF, level 1 with the PDF rendered by PFI; each with its ratio to the CR-BIO build
+("PDF rendered by PFI") too. Then the same documents through the validator the documents
+stage runs: XSD only (`documents.schematron: off`) and XSD + CI-SIS schematrons
+(`required`, after its one-off start-up, reported apart). Every loop is bounded in count
+and time.
 
 Run: .venv/bin/python bench/cda.py [--no-schematron]
 """
@@ -26,15 +31,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pfi.transforms.cda.cr_bio import build_cr_bio  # noqa: E402
+from pfi.transforms.cda.cr_img import build_cr_img_with_pdf  # noqa: E402
 from pfi.transforms.cda.validation import CdaValidator  # noqa: E402
 from pfi.transforms.hl7 import parse_message  # noqa: E402
+from pfi.transforms.imaging import build_imaging_report  # noqa: E402
 from pfi.transforms.lab import LoincMapping, build_lab_report, transcode  # noqa: E402
-from tests.support.cda import make_context  # noqa: E402
+from tests.support.cda import make_context, make_imaging_context  # noqa: E402
 
 ORU = ROOT / "tests/fixtures/hl7/oru"
+RIS = ROOT / "tests/fixtures/hl7/ris"
 LAB_PDF = ["07_embedded_lab_pdf"]
 RENDERED = ["01_numeric_biochemistry", "02_hematology_blood_count", "06_microbiology_two_specimens",
             "22_multi_chapter", "05_structured_numeric"]  # fmt: skip
+#: CR-IMG paths: label → RIS fixtures
+IMAGING = {
+    "CR-IMG level 3": ["03_oru_dicom_study_uid", "04_oru_rad28_series_and_headings",
+                       "15_two_exams"],
+    "CR-IMG L1, RIS PDF": ["10_oru_with_pdf"],
+    "CR-IMG L1, PFI PDF": ["01_oru_text_only", "02_oru_sections_conclusion", "05_mdm_t02"],
+}  # fmt: skip
 MAX_SECONDS = 5.0
 MAX_DOCS = 20_000
 MAX_VALIDATIONS = 200
@@ -43,6 +58,10 @@ MAX_VALIDATIONS = 200
 def oru_to_cda(raw: bytes, mapping: LoincMapping, ctx: Any) -> bytes:
     report = transcode(build_lab_report(parse_message(raw)), mapping, "keep_local").report
     return build_cr_bio(report, ctx)
+
+
+def ris_to_cda(raw: bytes, ctx: Any) -> bytes:
+    return build_cr_img_with_pdf(build_imaging_report(parse_message(raw)), ctx)[0]
 
 
 def rate(fn: Callable[[Any], object], inputs: list, max_docs: int = MAX_DOCS) -> tuple[float, int]:
@@ -74,6 +93,21 @@ def main() -> None:
         print(
             f"{label:22s} ORU→CDA {built:8.1f} docs/s ({n1} docs, avg {size // 1024} KiB) | "
             f"lxml parse+serialise {base:8.1f} docs/s ({n2}) | ratio {built / base:.3f}"
+        )
+    bio = builds["PDF rendered by PFI"]
+    img_ctx = make_imaging_context("bench")
+    for label, names in IMAGING.items():
+        raws = [(RIS / f"{n}.hl7").read_bytes() for n in names]
+        docs = [ris_to_cda(r, img_ctx) for r in raws]
+        produced[label] = docs
+        built, n1 = rate(lambda r: ris_to_cda(r, img_ctx), raws)
+        base, n2 = rate(lambda d: etree.tostring(etree.fromstring(d)), docs)
+        builds[label] = built
+        size = sum(map(len, docs)) // len(docs)
+        print(
+            f"{label:22s} RIS→CDA {built:8.1f} docs/s ({n1} docs, avg {size // 1024} KiB) | "
+            f"lxml parse+serialise {base:8.1f} docs/s ({n2}) | ratio {built / base:.3f} | "
+            f"vs CR-BIO (PFI PDF) {built / bio:.2f}x"
         )
     if args.no_schematron:
         return

@@ -68,6 +68,11 @@ class DocumentOids(Section):
     order_id_root: OID = Field(
         default=f"{EXAMPLE_ARC}.3", description="root of order (placer/filler) numbers"
     )
+    accession_id_root: OID | None = Field(
+        default=None,
+        description="root of the RIS's accession numbers (CR-IMG inFulfillmentOf); empty "
+        "means order_id_root",
+    )
     local_codes_root: OID = Field(
         default=f"{EXAMPLE_ARC}.7",
         description="code system of a lab's local test codes when its source names none",

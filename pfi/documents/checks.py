@@ -20,11 +20,13 @@ from lxml import etree
 
 from pfi.transforms.cda.context import CdaContext
 from pfi.transforms.cda.cr_bio import build_cr_bio
+from pfi.transforms.cda.cr_img import build_cr_img_with_pdf
 from pfi.transforms.cda.findings import Finding, Severity
 from pfi.transforms.cda.kit import CDA_XSD
 from pfi.transforms.cda.pdf import render_lab_report_pdf
 from pfi.transforms.cda.terminologies import element_location
 from pfi.transforms.cda.validation import CdaValidator, ValidationReport
+from pfi.transforms.imaging import ImagingReport
 from pfi.transforms.lab.model import LabReport
 
 SchematronMode = Literal["required", "off"]
@@ -107,6 +109,14 @@ class DocumentChecker:
         verdict = self._validator.validate(cda)
         return CheckedDocument(cda, pdf, verdict, built - started, time.perf_counter() - built)
 
+    def build_imaging(self, report: ImagingReport, context: CdaContext) -> CheckedDocument:
+        """CR-IMG (level 3 or 1) with its PDF (`build_cr_img_with_pdf`), then validated."""
+        started = time.perf_counter()
+        cda, pdf = build_cr_img_with_pdf(report, context)
+        built = time.perf_counter()
+        verdict = self._validator.validate(cda)
+        return CheckedDocument(cda, pdf, verdict, built - started, time.perf_counter() - built)
+
 
 # -- entry points of the worker processes ----------------------------------------------
 _CHECKER: DocumentChecker | None = None
@@ -141,3 +151,10 @@ def build_and_check_lab(report: LabReport, context: CdaContext) -> CheckedDocume
         return _checker().build_lab(report, context)
     except Exception as exc:
         raise DocumentBuildError(f"CR-BIO not built: {type(exc).__name__}: {exc}") from None
+
+
+def build_and_check_imaging(report: ImagingReport, context: CdaContext) -> CheckedDocument:
+    try:
+        return _checker().build_imaging(report, context)
+    except Exception as exc:
+        raise DocumentBuildError(f"CR-IMG not built: {type(exc).__name__}: {exc}") from None

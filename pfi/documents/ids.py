@@ -1,12 +1,14 @@
-"""Stable identities for the documents PFI builds from plain lab results (way b).
+"""Stable identities for the documents PFI builds from plain results (way b).
 
-A lab does not number its reports: a correction is a new ORU^R01 about the same request.
-The request number is what ties them, so:
+A lab or a RIS does not number its reports: a correction is a new message about the same
+request. The request number is what ties them, so:
 
-- setId = `<oids.set_id_root>` + extension `<SOURCE>-<request>`, where the request is
-  the lab's filler order number (first OBR-3, the lab's "numéro de demande"), else the
-  placer group / order number (ORC-4, first OBR-2). One lab request = one document; every
-  later ORU about it is a new version of that document.
+- setId = `<oids.set_id_root>` + extension `<SOURCE>-<request>`, where the request is,
+  for a lab, its filler order number (first OBR-3, the lab's "numéro de demande"), else
+  the placer group / order number (ORC-4, first OBR-2); for a RIS, the exam's accession
+  number (OBR-18), else the filler (OBR-3), else the placer number (OBR-2), else the MDM
+  document number (`ImagingReport.document_key`). One request = one document; every
+  later message about it is a new version of that document.
 - ClinicalDocument/id of version n = `<oids.document_id_root>` + `<SOURCE>-<request>.<n>`,
   so that version n+1's RPLC names version n without looking anything up, and a rebuild
   of a held version gives the same id.
@@ -39,15 +41,15 @@ def _safe(value: str) -> str:
 
 
 def set_key(source: str, request: str) -> str:
-    """The setId extension of a lab request: `SGL-REQ12345`."""
+    """The setId extension of a request: `SGL-REQ12345`, `RIS-ACC1003`."""
     return f"{source}-{_safe(request)}"
 
 
-def lab_set_id(root: str, source: str, request: str) -> InstanceId:
+def built_set_id(root: str, source: str, request: str) -> InstanceId:
     return InstanceId(root, set_key(source, request))
 
 
-def lab_document_id(root: str, set_id: InstanceId, version: int) -> InstanceId:
+def built_document_id(root: str, set_id: InstanceId, version: int) -> InstanceId:
     return InstanceId(root, f"{set_id.extension}.{version}")
 
 

@@ -12,7 +12,12 @@ may be left only in the HL7 message:
   prescriber (ORC-12 / OBR-16) and copy recipients (OBR-28) with their RPPS, whose
   MSSanté addresses the annuaire resolves, the validating biologist, the order numbers,
   the unmapped local codes and the message fingerprint (re-sent unchanged = no new
-  version).
+  version);
+- way (b), a CR-IMG PFI built: the same, the radiologist as validator, plus the exam's
+  accession number (OBR-18: what a RIS release trigger names), the MDM document numbers
+  (TXA-12/13), the PRT participants the message carries (an RCT with its MSSanté
+  address is a recipient, as in way a), and the level built (3, or 1 with the parts the
+  message lacked for 3).
 
 `RoutingInput` pieces come out with `sender_metadata_for_routing()`,
 `routing_recipients()`, `patient_address`, `patient_may_not_reply`.
@@ -26,6 +31,7 @@ from typing import Any
 from pfi.routes.inputs import Recipient, RecipientRole
 from pfi.routes.model import PATIENT_MAIL_DOMAIN
 from pfi.transforms.cda.transmission import CdaTransmission, DmpMssMetadata, Participant
+from pfi.transforms.imaging import ImagingReport
 from pfi.transforms.lab.model import Practitioner
 
 WAY_TRANSMISSION = "transmission"
@@ -121,11 +127,14 @@ class VersionMeta:
     patient_may_not_reply: bool = False
     placer_order: str = ""
     filler_order: str = ""
+    accession_number: str = ""  # imaging: OBR-18 (routing reads it, pfi/routes/document_meta)
     cda_version_number: int | None = None
     txa_unique_document_number: str = ""
     txa_parent_document_number: str = ""
     unmapped_codes: tuple[str, ...] = ()
     fingerprint: str = ""
+    cr_img_level: int | None = None  # 3 (structured) or 1 (PDF body), for a built CR-IMG
+    cr_img_gaps: tuple[str, ...] = ()  # what the message lacked for level 3
     warnings: tuple[str, ...] = field(default=())
 
     # -- routing -------------------------------------------------------------------
@@ -173,6 +182,7 @@ class VersionMeta:
         data = asdict(self)
         data["people"] = [asdict(p) for p in self.people]
         data["unmapped_codes"] = list(self.unmapped_codes)
+        data["cr_img_gaps"] = list(self.cr_img_gaps)
         data["warnings"] = list(self.warnings)
         return data
 
@@ -181,6 +191,7 @@ class VersionMeta:
         values = dict(data)
         values["people"] = tuple(PractitionerRef(**p) for p in values.get("people", ()))
         values["unmapped_codes"] = tuple(values.get("unmapped_codes", ()))
+        values["cr_img_gaps"] = tuple(values.get("cr_img_gaps", ()))
         values["warnings"] = tuple(values.get("warnings", ()))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})
@@ -193,4 +204,20 @@ def transmission_people(
     that a PRT RCT naming the prescriber becomes a prescriber recipient."""
     people = [PractitionerRef.from_participant(p) for p in t.participants]
     people += [PractitionerRef(role="prescriber", id=i) for i in sorted(prescriber_ids) if i]
+    return tuple(people)
+
+
+def imaging_people(
+    report: ImagingReport, participants: tuple[Participant, ...]
+) -> tuple[PractitionerRef, ...]:
+    """The prescriber (OBR-16 / ORC-12), copies (OBR-28), the radiologist who validated,
+    and the message's PRT participants (an RCT naming the prescriber's id is routed as
+    the prescriber, like way a)."""
+    people: list[PractitionerRef] = []
+    if report.prescriber is not None:
+        people.append(PractitionerRef.from_practitioner("prescriber", report.prescriber))
+    people += [PractitionerRef.from_practitioner("copy", c) for c in report.copy_to]
+    if report.radiologist is not None:
+        people.append(PractitionerRef.from_practitioner("validator", report.radiologist))
+    people += [PractitionerRef.from_participant(p) for p in participants]
     return tuple(people)

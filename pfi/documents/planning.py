@@ -13,11 +13,14 @@ Way (a), CDA carried (the sender numbers its documents):
 - deletion (CA/D/T04): version n+1 with action DELETION and no CDA; `document_uid` names
   the document the destinations must delete.
 
-Way (b), CR-BIO built by PFI (the lab request ties the versions, see `ids.py`):
-- publish (OBR-25 F): version 1, or n+1 (REPLACEMENT) when the request already has one;
-  the same report re-sent unchanged (same fingerprint) makes no version;
-- correction (C): version n+1 with RPLC to version n; cancellation (X): a DELETION
-  version naming the last document; only preliminary results: nothing yet.
+Way (b), CR-BIO and CR-IMG built by PFI (the lab request, the imaging exam's accession
+number, ties the versions, see `ids.py`):
+- publish (OBR-25 F, MDM^T02, T04 validated): version 1, or n+1 (REPLACEMENT) when the
+  request already has one; the same report re-sent unchanged (same fingerprint) makes no
+  version;
+- correction (C, MDM^T10): version n+1 with RPLC to version n; cancellation (X, ORC-1 CA,
+  MDM^T11): a DELETION version naming the last document; only preliminary results /
+  a report not yet authenticated: nothing yet.
 
 A message that already produced a version makes no other one, except that a version
 held for unmapped codes whose hold was released, or an invalid version, is rebuilt in
@@ -30,11 +33,17 @@ import dataclasses
 from dataclasses import dataclass
 
 from pfi.config.documents import DocumentOids
-from pfi.documents.ids import lab_document_id, lab_set_id
-from pfi.documents.reading import DocumentRefused, LabReading, TransmissionReading
+from pfi.documents.ids import built_document_id, built_set_id
+from pfi.documents.reading import (
+    BuiltReading,
+    DocumentRefused,
+    ImagingReading,
+    LabReading,
+    TransmissionReading,
+)
 from pfi.documents.repository import HELD, INVALID, SetState, VersionState
+from pfi.transforms.cda import cr_bio, cr_img
 from pfi.transforms.cda.context import DocumentIds
-from pfi.transforms.cda.cr_bio import DOCUMENT_CODE, TITLE
 from pfi.transforms.cda.summary import InstanceId
 from pfi.transforms.cda.transmission import DocumentAction
 from pfi.transforms.lab.model import ReportAction
@@ -239,14 +248,36 @@ def plan_transmission(reading: TransmissionReading, batch: BatchState) -> Plan:
 
 
 def plan_lab(reading: LabReading, batch: BatchState, oids: DocumentOids) -> Plan:
-    report = reading.result.report
-    facts = reading.facts
     common = {
         "document_type": "CR-BIO",
-        "document_code": DOCUMENT_CODE[0],
-        "title": TITLE,
+        "document_code": cr_bio.DOCUMENT_CODE[0],
+        "title": cr_bio.TITLE,
     }
-    if report.action is ReportAction.WAIT:
+    report = reading.result.report
+    return _plan_built(reading, report.action, "request", common, batch, oids)
+
+
+def plan_imaging(reading: ImagingReading, batch: BatchState, oids: DocumentOids) -> Plan:
+    """Same rules as a CR-BIO, the exam (accession number...) tying the versions."""
+    common = {
+        "document_type": "CR-IMG",
+        "document_code": cr_img.DOCUMENT_CODE[0],
+        "title": cr_img.TITLE,
+    }
+    return _plan_built(reading, reading.report.action, "exam", common, batch, oids)
+
+
+def _plan_built(
+    reading: BuiltReading,
+    report_action: ReportAction,
+    what: str,
+    common: dict[str, str],
+    batch: BatchState,
+    oids: DocumentOids,
+) -> Plan:
+    """Way (b): the version a report PFI builds makes (see the module doc)."""
+    facts = reading.facts
+    if report_action is ReportAction.WAIT:
         return NoVersion("only preliminary results: nothing validated to publish yet")
     done = batch.version_of_message(facts.message_id)
     if done is not None:
@@ -258,22 +289,27 @@ def plan_lab(reading: LabReading, batch: BatchState, oids: DocumentOids) -> Plan
         return NoVersion(f"message already produced version {done.version} of {done.set_id}")
     request = reading.request
     if not request:
-        if report.action is not ReportAction.PUBLISH:
+        if report_action is not ReportAction.PUBLISH:
             raise DocumentRefused(
-                f"{'correction' if report.action is ReportAction.REPLACE else 'cancellation'} "
-                "without an order number (OBR-3, OBR-2 or ORC-4): PFI cannot find the report "
-                "it applies to"
+                f"{'correction' if report_action is ReportAction.REPLACE else 'cancellation'} "
+                + (
+                    "without an order number (OBR-3, OBR-2 or ORC-4)"
+                    if isinstance(reading, LabReading)
+                    else "without an accession number (OBR-18), order number (OBR-3, OBR-2) "
+                    "or document number (TXA-12/13)"
+                )
+                + ": PFI cannot find the report it applies to"
             )
         request = f"MSG-{facts.control_id}"
-    set_ii = lab_set_id(oids.set_id_root, facts.source, request)
+    set_ii = built_set_id(oids.set_id_root, facts.source, request)
     set_id = str(set_ii)
     state = batch.set(set_id)
     latest = state.latest if state else None
-    if report.action is ReportAction.WITHDRAW:
+    if report_action is ReportAction.WITHDRAW:
         if state is None or state.latest_document is None:
-            return NoVersion(f"cancellation of request {request}: no document was built for it")
+            return NoVersion(f"cancellation of {what} {request}: no document was built for it")
         if latest is not None and latest.action == DELETION:
-            return NoVersion(f"request {request} is already withdrawn")
+            return NoVersion(f"{what} {request} is already withdrawn")
         return VersionPlan(
             set_id=set_id,
             new_document=False,
@@ -291,11 +327,11 @@ def plan_lab(reading: LabReading, batch: BatchState, oids: DocumentOids) -> Plan
         and latest.fingerprint == reading.fingerprint
     ):
         return NoVersion(
-            f"same report re-sent unchanged (version {latest.version} of request {request})"
+            f"same report re-sent unchanged (version {latest.version} of {what} {request})"
         )
     warnings: list[str] = []
     if state is None or latest is None:
-        if report.action is ReportAction.REPLACE:
+        if report_action is ReportAction.REPLACE:
             warnings.append("correction of a report PFI never received: sent as version 1")
         version, action, replaces = 1, INITIAL, None
     else:
@@ -303,8 +339,8 @@ def plan_lab(reading: LabReading, batch: BatchState, oids: DocumentOids) -> Plan
         previous = state.latest_document or latest
         replaces = previous.document_uid
         if latest.action == DELETION:
-            warnings.append(f"request {request} published again after its cancellation")
-    document_uid = str(lab_document_id(oids.document_id_root, set_ii, version))
+            warnings.append(f"{what} {request} published again after its cancellation")
+    document_uid = str(built_document_id(oids.document_id_root, set_ii, version))
     return VersionPlan(
         set_id=set_id,
         new_document=state is None,

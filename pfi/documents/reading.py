@@ -1,12 +1,14 @@
 """What one inbound message means for the documents stage: pure, no store, no clock.
 
-- ADT and anything but ORU^R01 / MDM^T02/T04/T10: not a document (identity handles ADT).
+- ADT and anything but ORU^R01 / MDM^T02/T04/T10: not a document (identity handles ADT);
+  MDM^T11 (cancellation) is a document message only from a CR-IMG source.
 - MSH-21 declares the CI-SIS transmission volet: way (a), the CDA carried is the
   document (`read_cda_transmission`: decoded, checked against the message).
 - Otherwise the source's `documents.sources` entry says what to build: CR-BIO from a
   plain lab ORU (way b: `build_lab_report` then LOINC `transcode` with the lab's mapping),
-  CR-IMG from a plain RIS report (not built yet: `imaging.py`). A source without an entry
-  has its plain ORU/MDM refused with a reason (dead letter), never silently dropped.
+  CR-IMG from a plain RIS report (ORU^R01 or MDM^T02/T04/T10/T11: `build_imaging_report`,
+  plus the PRT recipients the message may name). A source without an entry has its plain
+  ORU/MDM refused with a reason (dead letter), never silently dropped.
 """
 
 from __future__ import annotations
@@ -16,18 +18,23 @@ from datetime import datetime
 
 from pfi.config.documents import DocumentsSettings
 from pfi.documents.ids import message_fingerprint
-from pfi.documents.imaging import refuse_plain_imaging
 from pfi.documents.mappings import LoincMappings
 from pfi.identity.traits import IdentityRules, PatientTraits, read_patient
 from pfi.transforms.cda.transmission import (
     CdaTransmission,
+    Participant,
     is_cda_transmission,
     read_cda_transmission,
+    read_participant,
 )
 from pfi.transforms.hl7 import ErrorCode, ErrorLocation, Hl7Error, Hl7Message, parse_message
+from pfi.transforms.imaging import ImagingReport, build_imaging_report
 from pfi.transforms.lab import TranscodeResult, build_lab_report, transcode
 
-DOCUMENT_MESSAGES = frozenset({"ORU^R01", "MDM^T02", "MDM^T04", "MDM^T10"})
+DOCUMENT_MESSAGES = frozenset({"ORU^R01", "MDM^T02", "MDM^T04", "MDM^T10", "MDM^T11"})
+#: Messages that are documents only from a source PFI builds CR-IMG for (a RIS
+#: cancellation); from any other source they are ignored as before.
+_IMAGING_ONLY_MESSAGES = frozenset({"MDM^T11"})
 
 #: Volet templateIds and document codes → the document type PFI files a document under.
 _VOLET_TYPES = {"1.2.250.1.213.1.1.1.55": "CR-BIO", "1.2.250.1.213.1.1.1.45": "CR-IMG"}
@@ -80,11 +87,27 @@ class LabReading:
 
 
 @dataclass(frozen=True, slots=True)
+class ImagingReading:
+    """Way (b): a RIS report PFI turns into a CR-IMG."""
+
+    facts: MessageFacts
+    report: ImagingReport
+    fingerprint: str
+    participants: tuple[Participant, ...] = ()  # PRT of the message (RCT recipients...)
+
+    @property
+    def request(self) -> str:
+        """The exam the report documents (accession, filler, placer, TXA document number)."""
+        return self.report.document_key
+
+
+@dataclass(frozen=True, slots=True)
 class NotADocument:
     reason: str
 
 
-Reading = TransmissionReading | LabReading | NotADocument
+BuiltReading = LabReading | ImagingReading
+Reading = TransmissionReading | LabReading | ImagingReading | NotADocument
 
 
 def message_type_of(value: dict) -> str:
@@ -114,6 +137,12 @@ def read_document_message(
     message_type = message_type_of(value)
     if message_type not in DOCUMENT_MESSAGES:
         return NotADocument(f"{message_type or 'unknown type'} is not a document message")
+    source = str(value.get("source", ""))
+    configured = settings.sources.get(source)
+    if message_type in _IMAGING_ONLY_MESSAGES and (
+        configured is None or configured.document_type != "CR-IMG"
+    ):
+        return NotADocument(f"{message_type} is a document message from CR-IMG sources only")
     msg = parse_message(value["raw"], value.get("charset") or "8859/1")
     facts = _facts(value, msg, message_type, rules)
     if is_cda_transmission(msg):
@@ -121,17 +150,20 @@ def read_document_message(
         return TransmissionReading(
             facts, transmission, document_type_of(transmission), _prescriber_ids(msg)
         )
-    source = facts.source
-    configured = settings.sources.get(source)
     if configured is None:
         raise DocumentRefused(
             f"{message_type} from source {source} carries no CDA (MSH-21 does not declare "
             f"2.1^CISIS_CDA_HL7_V2) and documents.sources has no entry for {source}: PFI "
             "does not know which document to build from it (add documents.sources."
-            f"{source}.document_type: CR-BIO, or have the sender use the transmission volet)"
+            f"{source}.document_type: CR-BIO or CR-IMG, or have the sender use the transmission "
+            "volet)"
         )
     if configured.document_type == "CR-IMG":
-        raise refuse_plain_imaging(message_type, source, facts.message_id)
+        report = build_imaging_report(msg)
+        participants = tuple(
+            read_participant(seg, i) for i, seg in enumerate(msg.all("PRT"), start=1)
+        )
+        return ImagingReading(facts, report, message_fingerprint(msg), participants)
     if msg.header.message_code != "ORU":
         raise DocumentRefused(
             f"{message_type} from lab source {source} carries no CDA: PFI builds the CR-BIO "

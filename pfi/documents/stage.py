@@ -43,13 +43,14 @@ from pfi.config.documents import DocumentsSettings
 from pfi.config.model import Settings
 from pfi.documents import repository as repo
 from pfi.documents.checks import CheckedDocument
-from pfi.documents.ids import lab_set_id
+from pfi.documents.ids import built_set_id
 from pfi.documents.mappings import LoincMappings
 from pfi.documents.meta import (
     WAY_BUILT,
     WAY_TRANSMISSION,
     PractitionerRef,
     VersionMeta,
+    imaging_people,
     metadata_as_sent,
     transmission_people,
 )
@@ -59,12 +60,15 @@ from pfi.documents.planning import (
     NoVersion,
     Plan,
     VersionPlan,
+    plan_imaging,
     plan_lab,
     plan_transmission,
 )
 from pfi.documents.reading import (
     DOCUMENT_MESSAGES,
+    BuiltReading,
     DocumentRefused,
+    ImagingReading,
     LabReading,
     NotADocument,
     Reading,
@@ -79,6 +83,7 @@ from pfi.observability.metrics import DEFAULT_METRICS, EngineMetrics
 from pfi.store.db import Database
 from pfi.store.models import Document, DocumentVersion, Patient
 from pfi.transforms.cda.context import CdaContext, Organization, PostalAddress
+from pfi.transforms.cda.cr_img import cr_img_plan
 from pfi.transforms.hl7.dtm import parse_dtm
 from pfi.transforms.lab import TranscodePolicy
 
@@ -230,11 +235,11 @@ class DocumentsStage:
                 if s.replaced_document_id:
                     uids.add(str(s.replaced_document_id))
                 message_ids.add(reading.facts.message_id)
-            elif isinstance(reading, LabReading):
+            elif isinstance(reading, LabReading | ImagingReading):
                 message_ids.add(reading.facts.message_id)
                 request = reading.request or f"MSG-{reading.facts.control_id}"
                 set_ids.add(
-                    str(lab_set_id(self.settings.oids.set_id_root, reading.facts.source, request))
+                    str(built_set_id(self.settings.oids.set_id_root, reading.facts.source, request))
                 )
         sets, set_by_uid = repo.load_set_states(session, set_ids, uids)
         by_message = repo.versions_of_messages(session, message_ids)
@@ -280,8 +285,21 @@ class DocumentsStage:
                     )
                     p.status = repo.HELD if reading.result.must_hold else repo.VALID
                 batch.planned(plan, reading.facts.message_id, p.status, reading.fingerprint)
+            return
+        if isinstance(reading, ImagingReading):
+            plan = plan_imaging(reading, batch, self.settings.oids)
+            p.plan = plan
+            if isinstance(plan, VersionPlan):
+                if plan.action == DELETION:
+                    p.status = repo.WITHDRAWN
+                else:
+                    p.work = self.workers.submit_imaging(
+                        reading.report, self._context(reading, plan)
+                    )
+                    p.status = repo.VALID  # until the check says otherwise
+                batch.planned(plan, reading.facts.message_id, p.status, reading.fingerprint)
 
-    def _context(self, reading: LabReading, plan: VersionPlan) -> CdaContext:
+    def _context(self, reading: BuiltReading, plan: VersionPlan) -> CdaContext:
         source = self.settings.sources[reading.facts.source]
         oids = self.settings.oids
         assert plan.document_ids is not None
@@ -296,6 +314,7 @@ class DocumentsStage:
             order_id_root=oids.order_id_root,
             local_code_system_oid=source.local_code_system_oid or oids.local_codes_root,
             practitioner_local_root=oids.practitioner_local_root,
+            accession_id_root=oids.accession_id_root or "",
         )
 
     def _wait(self, prepared: Any) -> None:
@@ -340,7 +359,7 @@ class DocumentsStage:
     # -- applying (inside the runner's transaction) --------------------------------
     def _apply(self, p: Prepared, record: Record, ctx: StageContext) -> None:
         reading = p.reading
-        assert isinstance(reading, TransmissionReading | LabReading)
+        assert isinstance(reading, TransmissionReading | LabReading | ImagingReading)
         plan = p.plan
         facts = reading.facts
         if isinstance(plan, NoVersion) or plan is None:
@@ -473,7 +492,7 @@ class DocumentsStage:
         return document
 
     def _patient(
-        self, session: Session, reading: TransmissionReading | LabReading
+        self, session: Session, reading: TransmissionReading | BuiltReading
     ) -> Patient | None:
         """The patient the message's PID designates; created from it when unknown (an
         ADT arriving later completes it: it is created without an event time)."""
@@ -510,7 +529,7 @@ class DocumentsStage:
         except WorkersUnavailable as exc:
             raise TransientError(str(exc)) from exc
 
-    def _meta(self, reading: TransmissionReading | LabReading, plan: VersionPlan) -> VersionMeta:
+    def _meta(self, reading: TransmissionReading | BuiltReading, plan: VersionPlan) -> VersionMeta:
         facts = reading.facts
         if isinstance(reading, TransmissionReading):
             t = reading.transmission
@@ -527,6 +546,8 @@ class DocumentsStage:
                 txa_parent_document_number=t.parent_document_number,
                 warnings=t.warnings + plan.warnings,
             )
+        if isinstance(reading, ImagingReading):
+            return self._imaging_meta(reading, plan)
         report = reading.result.report
         people: list[PractitionerRef] = []
         if report.ordering_provider is not None:
@@ -548,14 +569,40 @@ class DocumentsStage:
         )
 
     @staticmethod
-    def _confidentiality(reading: TransmissionReading | LabReading) -> str:
+    def _imaging_meta(reading: ImagingReading, plan: VersionPlan) -> VersionMeta:
+        facts, report = reading.facts, reading.report
+        exams = report.validated_exams or report.exams
+        first = exams[0]
+        level, gaps = None, ()
+        if plan.action != DELETION:
+            cr_plan = cr_img_plan(report)
+            level, gaps = int(cr_plan.level), cr_plan.gaps
+        return VersionMeta(
+            way=WAY_BUILT,
+            message_type=facts.message_type,
+            control_id=facts.control_id,
+            sender=facts.sender,
+            people=imaging_people(report, reading.participants),
+            placer_order=first.placer_order,
+            filler_order=first.filler_order,
+            accession_number=first.accession_number,
+            txa_unique_document_number=report.document_number,
+            txa_parent_document_number=report.parent_document_number,
+            fingerprint=reading.fingerprint,
+            cr_img_level=level,
+            cr_img_gaps=tuple(gaps),
+            warnings=plan.warnings,
+        )
+
+    @staticmethod
+    def _confidentiality(reading: TransmissionReading | BuiltReading) -> str:
         if isinstance(reading, TransmissionReading):
             code = reading.transmission.summary.confidentiality_code.strip().upper()
             return code if code in ("N", "R", "V") else "N"
         return "N"
 
     def _effective_time(
-        self, reading: TransmissionReading | LabReading, checked: CheckedDocument | None
+        self, reading: TransmissionReading | BuiltReading, checked: CheckedDocument | None
     ) -> datetime | None:
         if isinstance(reading, TransmissionReading):
             return parse_dtm(reading.transmission.summary.effective_time, self.zone)

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from pfi.documents import checks
 from pfi.documents.checks import CheckedDocument, DocumentChecker, SchematronMode
 from pfi.transforms.cda.context import CdaContext
+from pfi.transforms.imaging import ImagingReport
 from pfi.transforms.lab.model import LabReport
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,12 @@ class DocumentWorkers:
         if self.processes == 0:
             return self._run_inline(lambda checker: checker.build_lab(report, context))
         return self._submit(checks.build_and_check_lab, report, context)
+
+    def submit_imaging(self, report: ImagingReport, context: CdaContext) -> Future[CheckedDocument]:
+        """Build a CR-IMG (level 3 or 1, with its PDF) and validate it (way b)."""
+        if self.processes == 0:
+            return self._run_inline(lambda checker: checker.build_imaging(report, context))
+        return self._submit(checks.build_and_check_imaging, report, context)
 
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         self.start()

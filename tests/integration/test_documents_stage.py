@@ -445,20 +445,6 @@ def test_unknown_patient_is_created_from_pid_and_a_later_adt_completes_it(
         assert patients[0].event_at is not None  # the ADT applied, not "stale"
 
 
-def test_plain_ris_report_is_dead_lettered_until_cr_img_building_exists(
-    engine: RunningEngine,
-) -> None:
-    raw = oru("14_minimal", "RIS-1").replace(b"|SGL|LABO_CHARMES|", b"|RIS|IMAGERIE|", 1)
-    (ack,) = send(engine, "RIS", raw)
-    assert ack_code(ack) == "CA"
-    wait_for_documents_stage(engine)
-    db = db_of(engine)
-    assert versions(db) == []
-    (letter,) = dead_letters(db)
-    assert letter.error_type == "CrImgNotAvailable"
-    assert "CR-IMG not built" in letter.error and "replay" in letter.error
-
-
 def test_documents_api_lists_shows_and_serves_content_to_viewers_with_audit(
     engine: RunningEngine,
 ) -> None:

@@ -6,12 +6,22 @@ import dataclasses
 
 import pytest
 
-from pfi.documents.meta import PractitionerRef, VersionMeta, metadata_as_sent, transmission_people
+from pfi.documents.meta import (
+    PractitionerRef,
+    VersionMeta,
+    imaging_people,
+    metadata_as_sent,
+    transmission_people,
+)
+from pfi.documents.reading import ImagingReading, read_document_message
+from pfi.routes.document_meta import DocumentMeta
 from pfi.routes.inputs import PatientFacts, RecipientRole, RoutingInput
 from pfi.routes.model import DocumentKind
 from pfi.transforms.cda.transmission import read_cda_transmission
 from pfi.transforms.hl7 import parse_message
 from tests.support.documents import MDM_INIT_B64, ORU_INIT
+from tests.support.ris import RIS
+from tests.unit.test_documents_planning import MAPPINGS, RULES, SETTINGS, record
 
 
 def test_metadata_as_sent_keeps_what_the_sender_said_and_omits_what_it_did_not() -> None:
@@ -89,3 +99,31 @@ def test_built_document_people_carry_rpps_for_the_annuaire() -> None:
 def test_meta_written_by_a_newer_version_still_reads(extra: dict) -> None:
     data = VersionMeta(way="built", message_type="ORU^R01", control_id="1", sender="x").to_json()
     assert VersionMeta.from_json(data | extra).way == "built"
+
+
+def test_imaging_meta_gives_routing_the_accession_number_and_prt_recipients() -> None:
+
+    prt = (
+        b"\rPRT||||RCT^Destinataire|10003456789^MARTIN^Paul^^^^^^&1.2.250.1.71.4.2.1&ISO"
+        b"^^^^RPPS||||||||||^^X.400^paul.martin@test.mssante.fr"
+    )
+    raw = (RIS / "03_oru_dicom_study_uid.hl7").read_bytes().rstrip(b"\r") + prt
+    reading = read_document_message(record(raw, "RIS"), SETTINGS, MAPPINGS, RULES)
+    assert isinstance(reading, ImagingReading)
+    meta = VersionMeta(
+        way="built",
+        message_type="ORU^R01",
+        control_id="R03",
+        sender="RIS|IMAGERIE_CHU",
+        people=imaging_people(reading.report, reading.participants),
+        accession_number="ACC1003",
+    )
+    routed = DocumentMeta.from_json(meta.to_json())
+    assert routed.orders.accession == "ACC1003"
+    (recipient,) = routed.recipients
+    assert (recipient.address, recipient.role) == (
+        "paul.martin@test.mssante.fr",
+        RecipientRole.PRESCRIBER,
+    )
+    roles = [p.role for p in meta.people]
+    assert roles == ["prescriber", "validator", "recipient"]

@@ -10,18 +10,20 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pfi.config.documents import DocumentsSettings
-from pfi.documents.ids import lab_set_id, message_fingerprint, set_key
+from pfi.documents.ids import built_set_id, message_fingerprint, set_key
 from pfi.documents.mappings import LoincMappings
 from pfi.documents.planning import (
     BatchState,
     NoVersion,
     VersionPlan,
     parse_instance_id,
+    plan_imaging,
     plan_lab,
     plan_transmission,
 )
 from pfi.documents.reading import (
     DocumentRefused,
+    ImagingReading,
     LabReading,
     NotADocument,
     TransmissionReading,
@@ -40,6 +42,7 @@ from tests.support.documents import (
     oru,
     with_control_id,
 )
+from tests.support.ris import RIS
 
 SETTINGS = DocumentsSettings()
 OIDS = SETTINGS.oids
@@ -319,7 +322,7 @@ def _version(document_id: int, set_id: str, uid: str) -> VersionState:
 # -- ids ------------------------------------------------------------------------------
 def test_set_key_keeps_a_readable_request_number() -> None:
     assert set_key("SGL", "F1001") == "SGL-F1001"
-    assert str(lab_set_id("1.2.3", "SGL", "F1001")) == "1.2.3^SGL-F1001"
+    assert str(built_set_id("1.2.3", "SGL", "F1001")) == "1.2.3^SGL-F1001"
 
 
 def test_set_key_of_odd_or_long_request_numbers_is_safe_and_unique() -> None:
@@ -341,3 +344,76 @@ def test_fingerprint_ignores_msh_but_not_results() -> None:
 
 def test_mapping_paths_default_to_the_loinc_dir() -> None:
     assert SETTINGS.mapping_path("SGL") == Path("config/loinc/SGL.csv")
+
+
+# -- way (b), CR-IMG ------------------------------------------------------------------
+def ris(name: str, control_id: str | None = None) -> bytes:
+    raw = (RIS / f"{name}.hl7").read_bytes()
+    return with_control_id(raw, control_id) if control_id else raw
+
+
+def test_plain_ris_report_is_an_imaging_reading_keyed_on_the_accession_number() -> None:
+    reading = read(ris("03_oru_dicom_study_uid"), "RIS")
+    assert isinstance(reading, ImagingReading)
+    assert reading.request == "ACC1003"
+    plan = plan_imaging(reading, empty(), OIDS)
+    assert isinstance(plan, VersionPlan)
+    assert (plan.document_type, plan.document_code, plan.version, plan.action) == (
+        "CR-IMG",
+        "18748-4",
+        1,
+        "INITIAL",
+    )
+    assert plan.set_id == f"{OIDS.set_id_root}^RIS-ACC1003"
+    assert plan.document_uid == f"{OIDS.document_id_root}^RIS-ACC1003.1"
+
+
+def test_mdm_t11_is_a_document_message_only_from_a_cr_img_source() -> None:
+    raw = ris("13_mdm_t11_cancellation")
+    assert isinstance(read(raw, "DPI"), NotADocument)
+    assert isinstance(read(raw, "SGL"), NotADocument)
+    reading = read(raw, "RIS")
+    assert isinstance(reading, ImagingReading) and reading.request == "ACC1005"
+
+
+def test_imaging_correction_replaces_and_cancellation_withdraws_in_one_batch() -> None:
+    batch = empty()
+    first_reading = read(ris("03_oru_dicom_study_uid"), "RIS", message_id=1)
+    first = plan_imaging(first_reading, batch, OIDS)
+    assert isinstance(first, VersionPlan)
+    batch.planned(first, 1, "valid", first_reading.fingerprint)
+    second = plan_imaging(read(ris("06_oru_correction"), "RIS", message_id=2), batch, OIDS)
+    assert isinstance(second, VersionPlan)
+    assert (second.version, second.action, second.replaces_uid) == (
+        2,
+        "REPLACEMENT",
+        first.document_uid,
+    )
+    assert second.document_ids is not None and second.document_ids.version == 2
+    batch.planned(second, 2, "valid", "fp2")
+    cancel = plan_imaging(read(ris("07_oru_cancellation"), "RIS", message_id=3), batch, OIDS)
+    assert isinstance(cancel, VersionPlan)
+    assert (cancel.version, cancel.action, cancel.document_uid) == (
+        3,
+        "DELETION",
+        second.document_uid,
+    )
+
+
+def test_preliminary_or_unchanged_imaging_report_makes_no_version() -> None:
+    wait = plan_imaging(read(ris("14_preliminary"), "RIS"), empty(), OIDS)
+    assert isinstance(wait, NoVersion) and "preliminary" in wait.reason
+    reading = read(ris("01_oru_text_only", "A"), "RIS", message_id=1)
+    plan = plan_imaging(reading, empty(), OIDS)
+    assert isinstance(plan, VersionPlan)
+    again = plan_imaging(
+        read(ris("01_oru_text_only", "B"), "RIS", message_id=2),
+        stored(plan, 1, fp=reading.fingerprint),
+        OIDS,
+    )
+    assert isinstance(again, NoVersion) and "re-sent unchanged" in again.reason
+
+
+def test_cancellation_of_an_exam_never_documented_makes_nothing() -> None:
+    plan = plan_imaging(read(ris("07_oru_cancellation"), "RIS"), empty(), OIDS)
+    assert isinstance(plan, NoVersion) and "exam ACC1003" in plan.reason

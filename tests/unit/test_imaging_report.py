@@ -339,3 +339,27 @@ def test_built_cr_img_gives_the_dmp_metadata_of_its_level(name, format_code):
     assert entry.healthcare_facility_type_code.code == "SA01"
     assert entry.legal_authenticator.startswith("810101234567^BIDEAULT^Jacques")
     assert entry.service_start_time == "202401150930"  # 10:30 Paris = 09:30 UTC
+
+
+def _as_t04(txa19: str = "") -> bytes:
+    raw = (RIS / "05_mdm_t02.hl7").read_bytes().replace(b"|MDM^T02^MDM_T02|", b"|MDM^T04^MDM_T02|")
+    if txa19:
+        segments = raw.split(b"\r")
+        for i, seg in enumerate(segments):
+            if seg.startswith(b"TXA|"):
+                fields = seg.split(b"|")
+                fields[19] = txa19.encode()
+                segments[i] = b"|".join(fields)
+        raw = b"\r".join(segments)
+    return raw
+
+
+def test_mdm_t04_with_an_authenticated_report_is_published_like_t02():
+    report = build_imaging_report(parse_message(_as_t04()))
+    assert (report.action, report.status) == (ReportAction.PUBLISH, ImagingStatus.FINAL)
+    assert report.document_key == "ACC1005"
+
+
+def test_mdm_t04_whose_document_is_cancelled_in_txa19_is_a_withdrawal():
+    report = build_imaging_report(parse_message(_as_t04("CA")))
+    assert (report.action, report.status) == (ReportAction.WITHDRAW, ImagingStatus.CANCELLED)

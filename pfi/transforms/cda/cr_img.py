@@ -144,6 +144,18 @@ def build_cr_img(report: ImagingReport, context: CdaContext, pdf: bytes | None =
     return hd.serialize(_non_structured(report, context, pdf))
 
 
+def build_cr_img_with_pdf(report: ImagingReport, context: CdaContext) -> tuple[bytes, bytes]:
+    """The CR-IMG and the PDF rendering stored and mailed with it (what the documents
+    stage keeps): the RIS's own PDF when it sent one, else one rendered by PFI, which is
+    the body of a level-1 document; a level-3 document carries only the RIS's PDF
+    (FR-Documents-ajoutes presents it as the RIS's rendering), never PFI's."""
+    from pfi.transforms.cda.pdf import render_imaging_report_pdf
+
+    pdf = report.pdf or render_imaging_report_pdf(report, context)
+    structured = cr_img_plan(report).level is CrImgLevel.STRUCTURED
+    return build_cr_img(report, context, report.pdf if structured else pdf), pdf
+
+
 # -- header --------------------------------------------------------------------------------
 
 

@@ -220,7 +220,7 @@ def read_cda_transmission(msg: Hl7Message) -> CdaTransmission:
                     "PRT must follow the OBX that carries the document",
                     ErrorLocation("PRT"),
                 )
-            participants.append(_read_prt(seg, len(participants) + 1))
+            participants.append(read_participant(seg, len(participants) + 1))
         elif seg.name == "NTE" and current == "DESTMSSANTEPAT":
             no_reply = no_reply or seg.get(4).strip().upper() == "FIN"
     if not documents:
@@ -459,7 +459,9 @@ def _looks_like_oid(value: str) -> bool:
     return bool(re.fullmatch(r"[0-2](\.\d+)+", value))
 
 
-def _read_prt(seg: Segment, index: int) -> Participant:
+def read_participant(seg: Segment, index: int) -> Participant:
+    """One PRT (`index`: its rank, for the error location); also read from the plain RIS
+    reports PFI builds a CR-IMG from, whose PRT RCT may give MSSanté addresses."""
     role_code = seg.get(4, 1).strip().upper()
     try:
         role = ParticipantRole(role_code)

@@ -1,4 +1,4 @@
-"""Read a RIS report message (ORU^R01, or MDM^T02/T10/T11) into an `ImagingReport`.
+"""Read a RIS report message (ORU^R01, or MDM^T02/T04/T10/T11) into an `ImagingReport`.
 
 HL7 fields PFI maps (IHE RAD / HL7 France usage):
 - OBR-4 exam code (LOINC, CCAM or local; second triplet kept), OBR-2/OBR-3 placer/filler,
@@ -11,8 +11,12 @@ HL7 fields PFI maps (IHE RAD / HL7 France usage):
   series, SOP instance/class grouped by OBX-4), modality, body site, PDF (ED), other
   values (NM, SN, CE...) as findings lines; NTE as comments;
 - MDM: TXA-12/13 document numbers, TXA-14/15 order numbers, TXA-17 completion status
-  (AU/LA = validated), TXA-22 authenticator and time (else TXA-10, TXA-5), the event
-  (T02 original, T10 replacement, T11 cancellation).
+  (AU/LA = validated), TXA-19 availability (CA = cancelled), TXA-22 authenticator and
+  time (else TXA-10, TXA-5), the event (T02 original, T04 status change with content,
+  T10 replacement, T11 cancellation). T04 is read as HL7 v2 defines it (the report's new
+  status, e.g. dictated then authenticated): validated → published (a new version when
+  one exists), TXA-19 CA → cancelled. In the CI-SIS transmission volet T04 is a deletion,
+  but that volet's messages carry their CDA and never reach this reader.
 Everything that would make the document wrong rather than incomplete is an AE naming the
 field. A message that carries a finished CDA (CI-SIS transmission volet, way a) is not a
 RIS report to rebuild: AE pointing to `read_cda_transmission`.
@@ -61,6 +65,7 @@ _CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
 _HL7_0074_MODALITY = {"NMR": "MR", "NMS": "NM", "VUS": "US"}
 _MDM_EVENTS = {
     "T02": ReportAction.PUBLISH,
+    "T04": ReportAction.PUBLISH,
     "T10": ReportAction.REPLACE,
     "T11": ReportAction.WITHDRAW,
 }
@@ -69,7 +74,7 @@ _PENDING_TXA = frozenset({"DI", "DO", "IN", "IP", "PA"})
 
 
 def build_imaging_report(msg: Hl7Message) -> ImagingReport:
-    """The report a RIS ORU^R01 or MDM^T02/T10/T11 carries; `Hl7Error` (AE) when it
+    """The report a RIS ORU^R01 or MDM^T02/T04/T10/T11 carries; `Hl7Error` (AE) when it
     cannot make a CR-IMG, saying which field is wrong."""
     if is_cda_transmission(msg):
         raise Hl7Error(
@@ -87,7 +92,7 @@ def build_imaging_report(msg: Hl7Message) -> ImagingReport:
         raise Hl7Error(
             ErrorCode.UNSUPPORTED_EVENT_CODE,
             f"MDM^{event or '(empty)'}: PFI builds imaging reports from MDM^T02 (original), "
-            "T10 (replacement) and T11 (cancellation)",
+            "T04 (status change with content), T10 (replacement) and T11 (cancellation)",
             ErrorLocation("MSH", field=9, component=2),
         )
     else:
@@ -409,8 +414,10 @@ class _Reader:
         txa = self.txa
         assert txa is not None
         action = _MDM_EVENTS[self.msg.header.trigger_event]
-        if action is ReportAction.WITHDRAW:
-            return ImagingStatus.CANCELLED, action
+        if action is ReportAction.WITHDRAW or (
+            self.msg.header.trigger_event == "T04" and txa.get(19).strip().upper() == "CA"
+        ):
+            return ImagingStatus.CANCELLED, ReportAction.WITHDRAW
         completion = txa.get(17).strip().upper()
         if not completion:
             raise Hl7Error(
