@@ -26,10 +26,17 @@ class AckReading:
         return self.code in ACCEPTED
 
 
-def read_ack(raw: bytes) -> AckReading:
-    """MSA-1, MSA-2 and the refusal's text; an unreadable answer is code '' with why."""
+def read_ack(raw: bytes, default_charset: str = "UNICODE UTF-8") -> AckReading:
+    """MSA-1, MSA-2 and the refusal's text; an unreadable answer is code '' with why.
+
+    An ACK without MSH-18 is read in `default_charset`: the charset of the message it
+    answers, which is what a DPI that does not declare one writes back.
+    """
     try:
-        msg = parse_message(raw, "8859/1", strict=False)
+        try:
+            msg = parse_message(raw, default_charset)
+        except Exception:  # an ACK our intake would refuse may still say AA or AE
+            msg = parse_message(raw, default_charset, strict=False)
     except Exception as exc:  # whatever the peer sent, the caller gets a reason
         return AckReading("", "", f"unreadable acknowledgement ({exc}): {raw[:200]!r}")
     msa = msg.first("MSA")
