@@ -21,6 +21,8 @@ from sqlalchemy import select
 
 from pfi.adapters.mssante.imap import FetchedMail, MssImapError, MssImapPoller
 from pfi.config.model import Settings
+from pfi.console.roles import Principal
+from pfi.inbound import worklist
 from pfi.inbound.config import InboundConfig
 from pfi.inbound.integration import integrate
 from pfi.inbound.reception import is_report, keep_mail, parse_mail
@@ -147,3 +149,31 @@ def poll_once(db: Database, settings: Settings) -> PollSummary:
     if cfg is None:
         return PollSummary()
     return InboundIntegrator(db, cfg).poll_once()
+
+
+def resolve_and_integrate(
+    integrator: InboundIntegrator,
+    document_id: int,
+    act: str,
+    *,
+    actor: Principal | str,
+    reason: str,
+    patient_key: str = "",
+) -> str:
+    """An operator's `assign` or `retry` (committed with its audit entry), then the
+    integration at once: "integrated", "ko" (the DPI refused, or still no patient),
+    "pending" (the DPI is unreachable: the runner sends it at its next poll)."""
+    with integrator.db.transaction() as session:
+        if act == "assign":
+            worklist.assign(session, document_id, patient_key, actor=actor, reason=reason)
+        elif act == "retry":
+            worklist.retry(session, document_id, actor=actor, reason=reason)
+        else:
+            raise ValueError(f"unknown act {act!r}")
+    return integrator.integrate(document_id)
+
+
+def reject_document(db: Database, document_id: int, *, actor: Principal | str, reason: str) -> None:
+    with db.transaction() as session:
+        worklist.reject(session, document_id, actor=actor, reason=reason)
+    metrics.record_inbound_document("rejected")
