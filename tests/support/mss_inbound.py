@@ -7,10 +7,11 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
+from pfi.config.model import Settings
 from pfi.config.mssante import MssTemplates
 from pfi.store.models import Patient, PatientIdentifier
 from pfi.transforms.mssante.message import Audience, MssPatient, MssSender, build_mss_message
-from tests.support.mss import APP, INS, NOW, cr_bio, document
+from tests.support.mss import APP, APP_PASSWORD, INS, NOW, cr_bio, document
 
 CORRESPONDENT = MssSender("dr.martin@cabinet.mssante.fr", "Dr Martin", "Cabinet Martin")
 INS_ID = b'<id extension="279035121518989" root="1.2.250.1.213.1.4.10"/>'
@@ -81,3 +82,24 @@ def bare_cda_mail(message_id: str, cda_bytes: bytes) -> bytes:
     msg.set_content("Bonjour, veuillez trouver le compte rendu ci-joint.")
     msg.add_attachment(cda_bytes, maintype="text", subtype="xml", filename="CR.xml")
     return msg.as_bytes()
+
+
+def inbound_settings(imap_port: int, dpi_port: int) -> Settings:
+    return Settings.model_validate(
+        {
+            "outbound": {"application": "PFI", "facility": "CHU-X"},
+            "mssante": {
+                "enabled": True,
+                "application_mailbox": APP,
+                "imap": {
+                    "host": "127.0.0.1",
+                    "port": imap_port,
+                    "tls_mode": "none",
+                    "username": APP,
+                    "password": APP_PASSWORD,
+                    "timeout_s": 5,
+                },
+                "inbound": {"dpi": {"host": "127.0.0.1", "port": dpi_port, "timeout_s": 3}},
+            },
+        }
+    )

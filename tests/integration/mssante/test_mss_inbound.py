@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
-from pfi.config.model import Settings
 from pfi.inbound.config import InboundConfig
 from pfi.inbound.service import InboundIntegrator, PollSummary
 from pfi.simulators.mssante import MssSimulator
@@ -24,28 +23,13 @@ from pfi.store.models import InboundDocumentRow, InboundMail
 from pfi.transforms.hl7.message import parse_message
 from tests.support.dpi import FakeDpi
 from tests.support.mss import APP, APP_PASSWORD, INS
-from tests.support.mss_inbound import add_patient, bare_cda_mail, cda, document_mail
-
-
-def inbound_settings(imap_port: int, dpi_port: int) -> Settings:
-    return Settings.model_validate(
-        {
-            "outbound": {"application": "PFI", "facility": "CHU-X"},
-            "mssante": {
-                "enabled": True,
-                "application_mailbox": APP,
-                "imap": {
-                    "host": "127.0.0.1",
-                    "port": imap_port,
-                    "tls_mode": "none",
-                    "username": APP,
-                    "password": APP_PASSWORD,
-                    "timeout_s": 5,
-                },
-                "inbound": {"dpi": {"host": "127.0.0.1", "port": dpi_port, "timeout_s": 3}},
-            },
-        }
-    )
+from tests.support.mss_inbound import (
+    add_patient,
+    bare_cda_mail,
+    cda,
+    document_mail,
+    inbound_settings,
+)
 
 
 @dataclass
