@@ -11,16 +11,19 @@ import base64
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
+from pfi.adapters.mssante.imap import FetchedMail
 from pfi.inbound.config import InboundConfig
 from pfi.inbound.service import InboundIntegrator, PollSummary
 from pfi.simulators.mssante import MssSimulator
 from pfi.store import Database
 from pfi.store.models import InboundDocumentRow, InboundMail
 from pfi.transforms.hl7.message import parse_message
+from pfi.transforms.mssante.notifications import DsnRecipient, build_dsn
 from tests.support.dpi import FakeDpi
 from tests.support.mss import APP, APP_PASSWORD, INS
 from tests.support.mss_inbound import (
@@ -216,3 +219,36 @@ def test_a_mail_without_a_document_is_kept_and_goes_to_the_ko_worklist(env: Env)
 
 def _fields(cfg: InboundConfig) -> dict[str, object]:
     return {name: getattr(cfg, name) for name in cfg.__dataclass_fields__}
+
+
+def _dsn() -> bytes:
+    return build_dsn(
+        document_mail("<sent-by-pfi@hopital.mssante.fr>"),
+        [DsnRecipient("x@y.mssante.fr", "failed", "5.1.1", "550 5.1.1 user unknown")],
+        reporting_mta="mx.y.mssante.fr",
+        sender="MAILER-DAEMON@y.mssante.fr",
+        to=APP,
+        date=datetime(2026, 11, 25, tzinfo=UTC),
+        message_id="<dsn-1@y.mssante.fr>",
+    ).as_bytes()
+
+
+def test_delivery_reports_are_left_unseen_for_the_outbound_side(env: Env) -> None:
+    env.deposit(_dsn())
+
+    summary = env.poll()
+
+    assert (summary.fetched, summary.reports, summary.kept) == (1, 1, 0)
+    assert env.documents() == []
+    assert "\\Seen" not in env.sim.state.mailboxes[APP.lower()].entries[0].flags
+
+
+def test_delivery_reports_go_to_the_other_mail_handler_when_given(env: Env) -> None:
+    handed: list[FetchedMail] = []
+    env.integrator.other_mail = lambda mail: handed.append(mail) is None
+    env.deposit(_dsn())
+
+    env.poll()
+
+    assert [m.uid for m in handed] == [1] and env.documents() == []
+    assert "\\Seen" in env.sim.state.mailboxes[APP.lower()].entries[0].flags
