@@ -20,9 +20,9 @@ class InboundConfig:
 
     @classmethod
     def of(cls, settings: Settings) -> InboundConfig | None:
-        """None when `mssante.inbound` is absent or disabled (nothing to poll)."""
+        """None when `mssante` is off, or `mssante.inbound` absent or disabled."""
         mss = settings.mssante
-        if mss is None or mss.inbound is None or not mss.inbound.enabled:
+        if mss is None or not mss.enabled or mss.inbound is None or not mss.inbound.enabled:
             return None
         inbound = mss.inbound
         imap = mss.imap
