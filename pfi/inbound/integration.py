@@ -44,7 +44,46 @@ class _Prepared:
     message: bytes
 
 
-def integrate(db: Database, cfg: InboundConfig, row_id: int) -> Outcome:
+class DpiLink:
+    """One MLLP connection to the DPI, reused for the documents of a poll.
+
+    A DPI that closes idle or used connections is common: a send that fails on a reused
+    connection is tried once more on a fresh one before the DPI counts as unreachable.
+    """
+
+    def __init__(self, cfg: InboundConfig) -> None:
+        self.endpoint = cfg.dpi
+        self._client: MllpClient | None = None
+
+    def send(self, message: bytes) -> bytes:
+        for fresh in (self._client is None, True):
+            if self._client is None:
+                e = self.endpoint
+                self._client = MllpClient(e.host, e.port, timeout_s=e.timeout_s)
+                self._client.connect()
+            try:
+                return self._client.send(message)
+            except (MllpError, OSError):
+                self.close()
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> DpiLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def integrate(
+    db: Database, cfg: InboundConfig, row_id: int, link: DpiLink | None = None
+) -> Outcome:
     """Try to integrate one document; "skipped" when another poller holds it."""
     now = utcnow()
     with db.transaction() as session:
@@ -56,14 +95,18 @@ def integrate(db: Database, cfg: InboundConfig, row_id: int) -> Outcome:
         if prepared is None:
             metrics.record_inbound_document("ko")
             return "ko"
+    own = link is None
+    link = link if link is not None else DpiLink(cfg)
     try:
-        with MllpClient(cfg.dpi.host, cfg.dpi.port, timeout_s=cfg.dpi.timeout_s) as client:
-            answer = client.send(prepared.message)
+        answer = link.send(prepared.message)
     except (MllpError, OSError) as exc:
         _record(db, prepared, status="pending", last_error=str(exc))
         log.warning("inbound document %d: DPI unreachable, retried next poll: %s", row_id, exc)
         metrics.record_inbound_document("retry")
         return "pending"
+    finally:
+        if own:
+            link.close()
     ack = read_ack(answer)
     if ack.accepted:
         _record(db, prepared, status="integrated", ack_code=ack.code, ack_text=ack.text)

@@ -24,7 +24,7 @@ from pfi.config.model import Settings
 from pfi.console.roles import Principal
 from pfi.inbound import worklist
 from pfi.inbound.config import InboundConfig
-from pfi.inbound.integration import integrate
+from pfi.inbound.integration import DpiLink, integrate
 from pfi.inbound.reception import is_report, keep_mail, parse_mail
 from pfi.observability import metrics
 from pfi.store import Database
@@ -126,8 +126,13 @@ class InboundIntegrator:
                 .limit(MAX_DOCUMENTS_PER_POLL)
             ).all()
         ids = [i for i, status, at in rows if status == "pending" or at.timestamp() < stale]
+        with DpiLink(self.cfg) as link:
+            self._integrate_all(ids, summary, link)
+        return summary
+
+    def _integrate_all(self, ids: list[int], summary: PollSummary, link: DpiLink) -> None:
         for n, row_id in enumerate(ids):
-            outcome = self.integrate(row_id)
+            outcome = integrate(self.db, self.cfg, row_id, link)
             summary.outcomes[row_id] = outcome
             if outcome == "integrated":
                 summary.integrated += 1
@@ -136,7 +141,6 @@ class InboundIntegrator:
             elif outcome == "pending":
                 summary.pending += len(ids) - n
                 break  # the DPI is down: the others would wait for the same time-out
-        return summary
 
     def integrate(self, row_id: int) -> str:
         return integrate(self.db, self.cfg, row_id)

@@ -16,11 +16,15 @@ class FakeDpi:
         self.received: list[bytes] = []
         self.answer = "AA"
         self.error_text = ""
+        self.close_after_each = False  # some DPIs take one message per connection
+        self.connections = 0
         self._lock = threading.Lock()
         dpi = self
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
+                with dpi._lock:
+                    dpi.connections += 1
                 reader = MllpFrameReader(64 * 1024 * 1024)
                 self.request.settimeout(10)
                 for _ in range(10_000):  # bounded: a test connection sends a few messages
@@ -32,6 +36,8 @@ class FakeDpi:
                         return
                     for f in reader.feed(data):
                         self.request.sendall(frame(dpi._ack(f.payload)))
+                        if dpi.close_after_each:
+                            return
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True

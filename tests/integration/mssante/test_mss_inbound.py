@@ -252,3 +252,20 @@ def test_delivery_reports_go_to_the_other_mail_handler_when_given(env: Env) -> N
 
     assert [m.uid for m in handed] == [1] and env.documents() == []
     assert "\\Seen" in env.sim.state.mailboxes[APP.lower()].entries[0].flags
+
+
+@pytest.mark.parametrize("close_after_each", [False, True], ids=["kept-open", "closed-each"])
+def test_documents_of_one_poll_share_a_connection_to_the_dpi(
+    env: Env, close_after_each: bool
+) -> None:
+    with env.db.transaction() as s:
+        add_patient(s, "IPP-1")
+    env.dpi.close_after_each = close_after_each
+    for n in range(3):
+        env.deposit(document_mail(f"<batch-{n}@cabinet.mssante.fr>"))
+
+    summary = env.poll()
+
+    assert (summary.kept, summary.integrated) == (3, 3)
+    assert len(env.dpi.received) == 3
+    assert env.dpi.connections == (3 if close_after_each else 1)
