@@ -17,6 +17,7 @@ class InboundConfig:
     processing_id: str
     poll_interval_s: float
     resend_after_s: float
+    patient_domain: str = "patient.mssante.fr"
 
     @classmethod
     def of(cls, settings: Settings) -> InboundConfig | None:
@@ -36,4 +37,5 @@ class InboundConfig:
             processing_id=settings.outbound.processing_id,
             poll_interval_s=imap.poll_interval_s,
             resend_after_s=inbound.resend_after_s,
+            patient_domain=mss.patient_domain,
         )

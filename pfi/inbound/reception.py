@@ -27,11 +27,9 @@ from pfi.transforms.mssante.inbound import (
     MailContext,
     read_inbound_documents,
 )
+from pfi.transforms.mssante.reports import parse_delivery_report
 
 log = logging.getLogger(__name__)
-
-#: Report types that are answers to what PFI sent (DSN, MDN), not documents sent to it.
-REPORT_TYPES = frozenset({"delivery-status", "disposition-notification"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +44,11 @@ def parse_mail(raw: bytes) -> Message:
     return message_from_bytes(raw, policy=policy.default)
 
 
-def is_report(msg: Message) -> bool:
-    """A DSN or MDN (multipart/report): the outbound side's business, not a document."""
-    if msg.get_content_type() != "multipart/report":
-        return False
-    return str(msg.get_param("report-type", "")).lower() in REPORT_TYPES
+def is_report(raw: bytes, patient_domain: str = "patient.mssante.fr") -> bool:
+    """An answer to what PFI sent (DSN, MDN, error mail, a patient's opposition
+    auto-reply): the outbound side's business, not a document sent to the hospital.
+    The same classifier the outbound side uses, so that no mail is claimed by both."""
+    return parse_delivery_report(raw, patient_domain) is not None
 
 
 def mail_key(msg: Message, raw: bytes) -> str:

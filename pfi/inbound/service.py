@@ -88,12 +88,20 @@ class InboundIntegrator:
                         done.append(fetched.uid)
             finally:
                 poller.mark_processed(done)
+        if mails and summary.reports == len(mails) == self.cfg.imap.batch_size:
+            log.warning(
+                "inbound MSSanté: the %d oldest unseen mails of %s are delivery reports left "
+                "for the outbound side's reader; documents behind them wait until it reads "
+                "them (or give mssante.inbound a mailbox folder of its own)",
+                len(mails),
+                self.cfg.imap.mailbox,
+            )
 
     def _keep(self, fetched: FetchedMail, summary: PollSummary) -> bool:
-        msg = parse_mail(fetched.raw)
-        if is_report(msg):
+        if is_report(fetched.raw, self.cfg.patient_domain):
             summary.reports += 1
             return self.other_mail(fetched) if self.other_mail is not None else False
+        msg = parse_mail(fetched.raw)
         with self.db.transaction() as session:
             kept = keep_mail(
                 session,

@@ -88,8 +88,8 @@ def test_dsn_and_mdn_are_reports_not_documents():
         date=when,
         message_id="<dsn@y>",
     )
-    assert is_report(parse_mail(dsn.as_bytes()))
-    assert not is_report(parse_mail(original))
+    assert is_report(dsn.as_bytes())
+    assert not is_report(original)
     with_notify = original.replace(
         b"Subject:", b"Disposition-Notification-To: pfi@hopital.mssante.fr\r\nSubject:", 1
     )
@@ -100,7 +100,7 @@ def test_dsn_and_mdn_are_reports_not_documents():
         date=when,
         message_id="<mdn@y>",
     )
-    assert is_report(parse_mail(mdn.as_bytes()))
+    assert is_report(mdn.as_bytes())
 
 
 def test_a_mail_without_message_id_is_keyed_by_its_bytes():
@@ -131,3 +131,13 @@ def test_inbound_config_error_names_file_line_and_key(tmp_path: Path):
         p.startswith(f"{path}:4: mssante.inbound.mailbx: unknown key; expected one of: dpi,")
         for p in problems
     ), problems
+
+
+def test_a_patients_opposition_auto_reply_is_left_to_the_outbound_side():
+    reply = (
+        b"From: 279035121518989@patient.mssante.fr\r\nTo: pfi@hopital.mssante.fr\r\n"
+        b"Auto-Submitted: auto-replied\r\nSubject: Reponse automatique\r\n"
+        b"In-Reply-To: <pat-1@hopital.mssante.fr>\r\nMessage-ID: <ar@patient.mssante.fr>\r\n\r\n"
+        b"L'usager s'est oppose a la messagerie.\r\n"
+    )
+    assert is_report(reply)
