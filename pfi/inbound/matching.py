@@ -59,11 +59,16 @@ def match_patient(session: Session, cda_patient: CdaPatient) -> PatientMatch | N
     if missing:
         return NoMatch(f"{ins_note}; traits incomplete for a match ({', '.join(missing)})")
     assert traits is not None
-    candidates = [p for p in _by_traits(session, traits) if not (ins and p.ins and p.ins != ins)]
+    same_traits = _by_traits(session, traits)
+    candidates = [p for p in same_traits if not (ins and p.ins and p.ins != ins)]
     described = traits.describe()
     if len(candidates) == 1:
         return PatientMatch(candidates[0], "traits")
     if not candidates:
+        conflicting = [p for p in same_traits if p not in candidates]
+        if conflicting:
+            other = ", ".join(f"{p.id} (INS {p.ins})" for p in conflicting)
+            return NoMatch(f"{ins_note}; patients matching {described} have another INS: {other}")
         return NoMatch(f"{ins_note}; no patient matches {described}")
     ids = ", ".join(str(p.id) for p in candidates)
     return NoMatch(f"{ins_note}; {len(candidates)} patients match {described} ({ids})")

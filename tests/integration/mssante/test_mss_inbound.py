@@ -269,3 +269,18 @@ def test_documents_of_one_poll_share_a_connection_to_the_dpi(
     assert (summary.kept, summary.integrated) == (3, 3)
     assert len(env.dpi.received) == 3
     assert env.dpi.connections == (3 if close_after_each else 1)
+
+
+def test_same_traits_under_another_ins_is_not_a_match(env: Env) -> None:
+    with env.db.transaction() as s:
+        other = add_patient(s, "IPP-1", ins="290011234567890")
+    env.deposit(document_mail("<doc-8@cabinet.mssante.fr>"))
+
+    env.poll()
+
+    [row] = env.documents()
+    assert row.status == "ko" and env.dpi.received == []
+    assert row.reason == (
+        f"INS {INS} unknown; patients matching PAT-TROIS DOMINIQUE born 1979-03-28 sex F "
+        f"have another INS: {other} (INS 290011234567890)"
+    )
