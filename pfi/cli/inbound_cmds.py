@@ -54,16 +54,23 @@ def poll(config: ConfigOption = None) -> None:
 @ko_app.command("list")
 def list_(
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    status: Annotated[
+        str, typer.Option(help="ko (the worklist), pending, sending, integrated, rejected")
+    ] = "ko",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """KO documents, newest first."""
+    """KO documents (or those of another status), newest first."""
     with open_store(config) as db, db.reader() as session:
-        items = list_ko(session, limit=limit)
+        try:
+            items = list_ko(session, limit=limit, status=status)
+        except WorklistError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     for item in items:
         typer.echo(json.dumps(item_json(item), ensure_ascii=False) if as_json else _line(item))
     if not items and not as_json:
-        typer.echo("the KO worklist is empty", err=True)
+        typer.echo(f"no {status} inbound documents", err=True)
 
 
 @ko_app.command("show")

@@ -4,7 +4,7 @@ An operator resolves each one, with a reason that goes to the audit trail:
 - assign: "this is patient X" (by IPP or INS) — the document goes back to pending with
   that patient, and the caller integrates it at once (`pfi.inbound.integration`);
 - retry: the cause is fixed elsewhere (the patient now exists, the DPI unlocked the
-  record) — back to pending, matched again from scratch;
+  record) — back to pending, matched again (an operator's earlier assignment is kept);
 - reject: it will not be integrated (spam, wrong establishment, duplicate).
 
 The functions only change the store, in the caller's transaction, with the audit entry
@@ -66,11 +66,17 @@ class InboundItem:
     received_at: datetime
 
 
+STATUSES = ("ko", "pending", "sending", "integrated", "rejected")
+
+
 def list_ko(
-    session: Session, *, before_id: int | None = None, limit: int = 100
+    session: Session, *, before_id: int | None = None, limit: int = 100, status: str = "ko"
 ) -> list[InboundItem]:
-    """KO documents, newest first; page on with `before_id` = the last id seen."""
-    query = _items().where(InboundDocumentRow.status == "ko")
+    """KO documents (or those of another status), newest first; page on with
+    `before_id` = the last id seen."""
+    if status not in STATUSES:
+        raise WorklistError(422, f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    query = _items().where(InboundDocumentRow.status == status)
     if before_id is not None:
         query = query.where(InboundDocumentRow.id < before_id)
     rows = session.execute(query.order_by(InboundDocumentRow.id.desc()).limit(limit)).all()

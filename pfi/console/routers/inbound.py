@@ -9,7 +9,7 @@ audited in the same transaction as the change (`inbound_document.assign|retry|re
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -93,17 +93,21 @@ def integrator(request: Request) -> InboundIntegrator:
 def list_documents(
     principal: Viewer,
     db: DatabaseDep,
+    status: Annotated[
+        Literal["ko", "pending", "sending", "integrated", "rejected"],
+        Query(description="ko (default): the worklist; or another status"),
+    ] = "ko",
     before_id: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> InboundPage:
     with db.reader() as session:
-        items = list_ko(session, before_id=before_id, limit=limit)
+        items = list_ko(session, before_id=before_id, limit=limit, status=status)
     record_read(
         db,
         principal,
         "inbound_document.list",
         "inbound_document",
-        "ko",
+        status,
         details={
             "document_ids": [i.id for i in items],
             "patient_ids": sorted({i.patient_id for i in items if i.patient_id is not None}),

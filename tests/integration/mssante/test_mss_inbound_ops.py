@@ -125,6 +125,8 @@ def test_operator_assigns_a_ko_document_over_http_and_it_reaches_the_dpi(ops: Op
     assert entry.reason == "même patiente, INS saisi avec une erreur"
     assert entry.details is not None and entry.details["patient_id"] == patient_id
     assert ops.get("/api/inbound/ko", viewer).json()["items"] == []
+    integrated = ops.get("/api/inbound/ko?status=integrated", viewer).json()["items"]
+    assert [i["id"] for i in integrated] == [doc_id]
     assert ops.audit("inbound_document.list")  # the reads are audited too
 
 
