@@ -45,6 +45,9 @@ from pfi.config.model import Settings
 from pfi.console.app import create_app
 from pfi.documents.stage import DocumentsStage
 from pfi.identity.stage import IdentityStage
+from pfi.inbound.config import InboundConfig
+from pfi.inbound.runner import InboundRunner
+from pfi.inbound.service import InboundIntegrator
 from pfi.intake.service import IntakeOutcome, IntakeService
 from pfi.observability import metrics, multiprocess
 from pfi.observability.certificates import certificate_expiries
@@ -116,6 +119,11 @@ class Engine:
         self.readiness.add("database", self.db.ping)
         self.intake: IntakeService | None = None
         self.listeners: list[MllpListener] = []
+        # Documents received by MSSanté: polled by the front door (one poller per
+        # engine; several engines share the work safely, see pfi/inbound/integration).
+        inbound = InboundConfig.of(settings) if role != "workers" else None
+        self.inbound = InboundIntegrator(self.db, inbound) if inbound is not None else None
+        self.inbound_runner: InboundRunner | None = None
         self._http: _HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
@@ -249,6 +257,7 @@ class Engine:
                 db=self.db,
                 router=self.router,
                 on_outbox_committed=self._outbox_committed,
+                inbound=self.inbound,
             ),
             host=http.host,
             port=http.port,
@@ -330,6 +339,10 @@ class Engine:
             listener = MllpListener(name, source, self.intake.submit)
             await listener.start()
             self.listeners.append(listener)
+        if self.inbound is not None:
+            self.inbound_runner = InboundRunner(self.inbound)
+            self.inbound_runner.start()
+            self.readiness.add("mss_inbound", self.inbound_runner.alive, required=False)
 
     async def shutdown(self) -> None:
         deadline = time.monotonic() + self.settings.engine.shutdown_timeout_s - 0.5
@@ -341,6 +354,10 @@ class Engine:
             await listener.stop(timeout_s=2.0)
         if self.intake is not None:
             await self.intake.drain(timeout_s=2.0)
+        if self.inbound_runner is not None:
+            await asyncio.to_thread(
+                self.inbound_runner.stop, max(0.5, deadline - time.monotonic() - 2.0)
+            )
         if self.worker_process is not None:
             await asyncio.to_thread(self.worker_process.stop, deadline - 1.0)
         if self.workers is not None:

@@ -9,6 +9,7 @@ from pfi.cli import (
     documents_cmds,
     engine_cmds,
     holds_cmds,
+    inbound_cmds,
     intake_cmds,
     observability_cmds,
     report_cmds,
@@ -32,4 +33,5 @@ users_cmds.register(app)
 report_cmds.register(app)
 holds_cmds.register(app)
 documents_cmds.register(app)
+inbound_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

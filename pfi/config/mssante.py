@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from pfi.config.base import Port, Section
+from pfi.config.outbound import HdText, MllpEndpoint
 
 #: Permissive address check: one @, no spaces, a dotted domain. RFC 5322 parsing is done
 #: by the email package where it matters; this catches typos in a YAML file.
@@ -118,6 +119,33 @@ class MssTemplates(Section):
     )
 
 
+class InboundDpiEndpoint(MllpEndpoint):
+    """The DPI's MLLP listener for the MDM^T02/T10/T04 carrying a received document."""
+
+    receiving_application: HdText = "DPI"
+
+
+class MssInboundSettings(Section):
+    """`mssante.inbound:` documents correspondents send to the application mailbox.
+
+    PFI polls the mailbox (`mssante.imap`, every `imap.poll_interval_s`), keeps each mail,
+    finds the patient of each CDA (qualified INS, else identity traits when exactly one
+    patient matches) and hands the document to the DPI as an MDM over MLLP. What cannot
+    be integrated goes to the KO worklist (`pfi inbound ko list`).
+    """
+
+    enabled: bool = True
+    dpi: InboundDpiEndpoint = Field(description="the DPI's MLLP listener for the MDM messages")
+    mailbox: str | None = Field(
+        default=None,
+        description="IMAP folder the documents are filed in; empty: imap.mailbox",
+    )
+    resend_after_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=300.0,
+        description="a document left 'sending' this long (a crash mid-send) is sent again",
+    )
+
+
 class MssanteSettings(Section):
     """The `mssante:` section of pfi.yaml."""
 
@@ -131,6 +159,9 @@ class MssanteSettings(Section):
     smtp: MssSmtpSettings = MssSmtpSettings()
     imap: MssImapSettings = MssImapSettings()
     templates: MssTemplates = MssTemplates()
+    inbound: MssInboundSettings | None = Field(
+        default=None, description="empty: documents received by MSSanté are not integrated"
+    )
 
     _address = field_validator("application_mailbox")(_check_address)
 

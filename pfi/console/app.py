@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from pfi import __version__
 from pfi.console.auth import TokenAuthenticator
 from pfi.console.routers import API_ROUTERS
+from pfi.inbound.service import InboundIntegrator
 from pfi.observability.health import Readiness
 from pfi.routes.router import Router
 from pfi.store import Database
@@ -32,11 +33,14 @@ def create_app(
     authenticator: TokenAuthenticator | None = None,
     router: Router | None = None,
     on_outbox_committed: Callable[[], None] | None = None,
+    inbound: InboundIntegrator | None = None,
 ) -> FastAPI:
     """The HTTP app; the ops API under /api is mounted only when a store is given.
 
     `router` (the loaded routes) serves the acts that route documents again (hold
     release, masking); `on_outbox_committed` wakes the outbox relay after such an act.
+    `inbound` (when `mssante.inbound` is configured) serves the KO worklist's assign and
+    retry, which send the document to the DPI.
     """
     app = FastAPI(
         title="PFI",
@@ -66,6 +70,7 @@ def create_app(
         app.state.db = db
         app.state.router = router
         app.state.on_outbox_committed = on_outbox_committed
+        app.state.inbound = inbound
         app.state.authenticator = authenticator or TokenAuthenticator(db)
         for api_router in API_ROUTERS:
             app.include_router(api_router, prefix="/api")

@@ -202,6 +202,33 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         ("reason",),
         origin="store",
     ),
+    # --- inbound MSSanté ---
+    _spec(
+        "pfi_inbound_mails_total",
+        "counter",
+        "Mails fetched from the MSSanté application mailbox and kept (a mail fetched "
+        "again is not counted again).",
+    ),
+    _spec(
+        "pfi_inbound_documents_total",
+        "counter",
+        "Documents received by MSSanté by outcome: integrated (the DPI answered AA), ko "
+        "(unreadable, no patient found, or the DPI refused), rejected (by an operator), "
+        "retry (the DPI could not be reached; sent again at the next poll).",
+        ("outcome",),
+    ),
+    _spec(
+        "pfi_inbound_ko_documents",
+        "gauge",
+        "Documents received by MSSanté waiting in the KO worklist for an operator.",
+        origin="store",
+    ),
+    _spec(
+        "pfi_inbound_pending_documents",
+        "gauge",
+        "Documents received by MSSanté not yet acknowledged by the DPI (to send, or being sent).",
+        origin="store",
+    ),
     # --- identity ---
     _spec(
         "pfi_patients_qualified_ins_ratio",

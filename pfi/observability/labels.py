@@ -41,6 +41,7 @@ VERSION_KINDS: Final = frozenset({"initial", "replacement", "deletion"})
 DELIVERY_OUTCOMES: Final = frozenset(
     {"delivered", "refused", "failed_transient", "dead_letter", "held"}
 )
+INBOUND_OUTCOMES: Final = frozenset({"integrated", "ko", "rejected", "retry"})
 VALIDATION_CHECKS: Final = frozenset({"xsd", "schematron", "pdf", "other"})
 
 

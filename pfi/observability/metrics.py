@@ -38,6 +38,7 @@ from pfi import __version__
 from pfi.observability.catalogue import MetricSpec, exported_sample_names, spec
 from pfi.observability.labels import (
     DELIVERY_OUTCOMES,
+    INBOUND_OUTCOMES,
     OTHER,
     VALIDATION_CHECKS,
     VERSION_KINDS,
@@ -73,6 +74,8 @@ __all__ = [
     "record_delivery",
     "record_document_built",
     "record_document_invalid",
+    "record_inbound_document",
+    "record_inbound_mail",
     "record_message_acknowledged",
     "record_message_received",
     "record_unmapped_loinc",
@@ -102,6 +105,8 @@ class EngineMetrics:
         self.unmapped_loinc = _counter(registry, "pfi_unmapped_loinc_occurrences_total")
         self.deliveries = _counter(registry, "pfi_deliveries_total")
         self.end_to_end = _histogram(registry, "pfi_end_to_end_duration_seconds")
+        self.inbound_mails = _counter(registry, "pfi_inbound_mails_total")
+        self.inbound_documents = _counter(registry, "pfi_inbound_documents_total")
         self.certificate_expiry = _gauge(
             registry, "pfi_client_certificate_expiry_timestamp_seconds"
         )
@@ -201,6 +206,16 @@ class EngineMetrics:
     def observe_end_to_end_latency(self, destination: str, seconds: float) -> None:
         """HL7 message received to the destination's ACK, for one delivered document."""
         self.end_to_end.labels(snake_label(destination)).observe(max(seconds, 0.0))
+
+    # --- inbound MSSanté ---
+
+    def record_inbound_mail(self) -> None:
+        """One mail fetched from the application mailbox and kept (first time only)."""
+        self.inbound_mails.inc()
+
+    def record_inbound_document(self, outcome: str) -> None:
+        """A received document's outcome: integrated, ko, rejected or retry."""
+        self.inbound_documents.labels(member_label(outcome, INBOUND_OUTCOMES)).inc()
 
     # --- health ---
 
@@ -348,6 +363,8 @@ record_document_built = DEFAULT_METRICS.record_document_built
 record_document_invalid = DEFAULT_METRICS.record_document_invalid
 record_unmapped_loinc = DEFAULT_METRICS.record_unmapped_loinc
 record_delivery = DEFAULT_METRICS.record_delivery
+record_inbound_mail = DEFAULT_METRICS.record_inbound_mail
+record_inbound_document = DEFAULT_METRICS.record_inbound_document
 observe_end_to_end_latency = DEFAULT_METRICS.observe_end_to_end_latency
 set_certificate_expiry = DEFAULT_METRICS.set_certificate_expiry
 set_broker_up = DEFAULT_METRICS.set_broker_up

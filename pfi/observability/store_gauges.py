@@ -48,6 +48,9 @@ class StoreSnapshot:
     #: Qualified INS / known patients; None while the store has no patient.
     qualified_ins_ratio: float | None = None
     unmapped_loinc_codes: Mapping[str, int] = field(default_factory=dict)
+    #: Inbound MSSanté documents in the KO worklist, and not yet acknowledged by the DPI.
+    inbound_ko_documents: int = 0
+    inbound_pending_documents: int = 0
 
 
 class StoreGaugeProvider(Protocol):
@@ -121,6 +124,8 @@ class StoreGaugeCollector(Collector):
         outbox_age = _gauge("pfi_outbox_oldest_unpublished_age_seconds")
         ins = _gauge("pfi_patients_qualified_ins_ratio")
         loinc = _gauge("pfi_unmapped_loinc_codes")
+        inbound_ko = _gauge("pfi_inbound_ko_documents")
+        inbound_pending = _gauge("pfi_inbound_pending_documents")
         refreshed = _gauge("pfi_store_gauges_refresh_timestamp_seconds")
         errors_spec = spec("pfi_store_gauges_refresh_errors_total")
         errors = CounterMetricFamily(errors_spec.name, errors_spec.help)
@@ -142,10 +147,24 @@ class StoreGaugeCollector(Collector):
                 ins.add_metric([], snap.qualified_ins_ratio)
             for lab, count in _sum_by_label(snap.unmapped_loinc_codes, source_label).items():
                 loinc.add_metric([lab], count)
+            inbound_ko.add_metric([], snap.inbound_ko_documents)
+            inbound_pending.add_metric([], snap.inbound_pending_documents)
         if self._snapshot_wall is not None:
             refreshed.add_metric([], self._snapshot_wall)
         errors.add_metric([], self._errors)
-        yield from (holds_open, hold_age, dead, outbox, outbox_age, ins, loinc, refreshed, errors)
+        yield from (
+            holds_open,
+            hold_age,
+            dead,
+            outbox,
+            outbox_age,
+            ins,
+            loinc,
+            inbound_ko,
+            inbound_pending,
+            refreshed,
+            errors,
+        )
 
 
 def _gauge(name: str) -> GaugeMetricFamily:

@@ -8,7 +8,14 @@ from sqlalchemy import func, select
 
 from pfi.observability.store_gauges import HoldStats, StoreSnapshot
 from pfi.store.db import Database
-from pfi.store.models import DeadLetter, Hold, OutboxEvent, Patient, UnmappedCode
+from pfi.store.models import (
+    DeadLetter,
+    Hold,
+    InboundDocumentRow,
+    OutboxEvent,
+    Patient,
+    UnmappedCode,
+)
 
 
 def store_snapshot_provider(db: Database) -> Callable[[], StoreSnapshot]:
@@ -46,6 +53,14 @@ def store_snapshot_provider(db: Database) -> Callable[[], StoreSnapshot]:
                     select(UnmappedCode.lab, func.count()).group_by(UnmappedCode.lab)
                 )
             }
+            inbound = {
+                status: int(count)
+                for status, count in s.execute(
+                    select(InboundDocumentRow.status, func.count())
+                    .where(InboundDocumentRow.status.in_(("ko", "pending", "sending")))
+                    .group_by(InboundDocumentRow.status)
+                )
+            }
         return StoreSnapshot(
             holds=holds,
             dead_letters=dead,
@@ -53,6 +68,8 @@ def store_snapshot_provider(db: Database) -> Callable[[], StoreSnapshot]:
             outbox_oldest_unpublished_at=oldest,
             qualified_ins_ratio=(qualified / patients) if patients else None,
             unmapped_loinc_codes=unmapped,
+            inbound_ko_documents=inbound.get("ko", 0),
+            inbound_pending_documents=inbound.get("pending", 0) + inbound.get("sending", 0),
         )
 
     return snapshot

@@ -162,6 +162,8 @@ def test_every_engine_metric_in_the_catalogue_is_exported_with_its_help(registry
     engine.record_unmapped_loinc("SGL")
     engine.record_delivery("dmp", "CR-BIO", "delivered")
     engine.observe_end_to_end_latency("dmp", 1.0)
+    engine.record_inbound_mail()
+    engine.record_inbound_document("integrated")
     engine.set_certificate_expiry("dmp_auth", 2e9)
     engine.set_broker_up(True)
     engine.set_database_up(True)
@@ -214,3 +216,11 @@ def test_docs_list_every_metric_as_the_catalogue_defines_it():
     assert text[begin:end] == render_metrics_table(), (
         "docs/metrics.md is out of date: paste render_metrics_table() between the markers"
     )
+
+
+def test_inbound_document_outcomes_are_bounded(registry, engine):
+    engine.record_inbound_document("ko")
+    engine.record_inbound_document("ko")
+    engine.record_inbound_document("INS 279035121518989 unknown")
+    assert value(registry, "pfi_inbound_documents_total", outcome="ko") == 2
+    assert value(registry, "pfi_inbound_documents_total", outcome="other") == 1

@@ -5,6 +5,7 @@ from pfi.store.models.base import Base, utcnow
 from pfi.store.models.bus import DeadLetter, OutboxEvent, ProcessedEvent
 from pfi.store.models.deliveries import Delivery, Hold
 from pfi.store.models.documents import Document, DocumentVersion, UnmappedCode
+from pfi.store.models.inbound import InboundDocumentRow, InboundMail
 from pfi.store.models.messages import Message
 from pfi.store.models.patients import Patient, PatientEvent, PatientIdentifier, PatientLink
 from pfi.store.models.routing import Routing
@@ -19,6 +20,8 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "Hold",
+    "InboundDocumentRow",
+    "InboundMail",
     "Message",
     "OutboxEvent",
     "Patient",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pfi.transforms.hl7.mdm import (
     MdmDocument,
     MdmFlags,
@@ -99,3 +101,23 @@ def mdm_input_from_inbound(
             confidentiality_changed=confidentiality_changed,
         ),
     )
+
+
+def for_local_patient(
+    data: MdmT02Input,
+    *,
+    local_ids: tuple[MdmPatientId, ...],
+    ins: MdmPatientId | None,
+    identity_status: str,
+) -> MdmT02Input:
+    """The MDM pointing at the hospital's own patient record.
+
+    The sender's local identifiers (its IPP, in its own domain) mean nothing to the DPI
+    and could even collide with one of ours: PID-3 carries the INS first (the patient's
+    qualified one when we matched on it), then the hospital's identifiers of the patient
+    PFI matched, and nothing else. PID-32 is the hospital's identity status.
+    """
+    ids = ((ins,) if ins is not None else ()) + local_ids
+    if not ids:
+        raise ValueError("the matched patient has neither INS nor local identifier")
+    return replace(data, patient=replace(data.patient, ids=ids, identity_status=identity_status))
