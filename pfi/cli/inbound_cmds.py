@@ -15,7 +15,9 @@ import typer
 
 from pfi.cli.options import ConfigOption, cli_actor, open_store, settings_or_exit
 from pfi.inbound.config import InboundConfig
-from pfi.inbound.service import InboundIntegrator, reject_document, resolve_and_integrate
+
+# pfi.inbound.service creates metrics: imported inside the commands, so that `pfi run`
+# can enable multiprocess metrics before any exists.
 from pfi.inbound.worklist import InboundItem, WorklistError, get_item, list_ko
 
 inbound_app = typer.Typer(
@@ -38,6 +40,8 @@ def register(app: typer.Typer) -> None:
 @inbound_app.command("poll")
 def poll(config: ConfigOption = None) -> None:
     """Poll the mailbox once and integrate what waits (what the engine does periodically)."""
+    from pfi.inbound.service import InboundIntegrator
+
     cfg = _config_or_exit(config)
     with open_store(config) as db:
         summary = InboundIntegrator(db, cfg).poll_once()
@@ -119,6 +123,8 @@ def reject(
     config: ConfigOption = None,
 ) -> None:
     """Close the document without integrating it."""
+    from pfi.inbound.service import reject_document
+
     _check_reason(reason)
     with open_store(config) as db:
         try:
@@ -132,6 +138,8 @@ def reject(
 def _resolve(
     config: ConfigOption, document_id: int, act: str, reason: str, *, patient_key: str = ""
 ) -> None:
+    from pfi.inbound.service import InboundIntegrator, resolve_and_integrate
+
     _check_reason(reason)
     cfg = _config_or_exit(config)
     with open_store(config) as db:
