@@ -6,6 +6,7 @@ import typer
 
 from pfi.cli import (
     config_cmds,
+    deliveries_cmds,
     documents_cmds,
     engine_cmds,
     holds_cmds,
@@ -32,4 +33,5 @@ users_cmds.register(app)
 report_cmds.register(app)
 holds_cmds.register(app)
 documents_cmds.register(app)
+deliveries_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

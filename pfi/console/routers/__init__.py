@@ -3,7 +3,15 @@
 Later capabilities add theirs here (holds, deliveries, inbound) and to `API_ROUTERS`.
 """
 
-from pfi.console.routers import audit, document_masking, documents, holds, messages, patients
+from pfi.console.routers import (
+    audit,
+    deliveries,
+    document_masking,
+    documents,
+    holds,
+    messages,
+    patients,
+)
 
 API_ROUTERS = [
     messages.router,
@@ -12,6 +20,7 @@ API_ROUTERS = [
     audit.router,
     holds.router,
     document_masking.router,
+    deliveries.router,
 ]
 
 __all__ = ["API_ROUTERS"]
