@@ -12,8 +12,9 @@ and why. What the row said before the replay is kept in `request["replays"]`, so
 
 Not replayed, with a clear error: a delivery that went (delivered, acknowledged), one
 still on its way (pending, sending), one waiting for a hold (released, not replayed),
-one superseded by a newer version, and one refused by routing itself (a patient's
-opposition, no route): sending that would override a decision, not retry a delivery.
+one superseded by a newer version, and one refused by routing itself (its current
+decision refuses that destination: a patient's opposition...): sending that would
+override a decision, not retry a delivery.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pfi.bus.outbox import OutgoingRecord, add_to_outbox
 from pfi.bus.topics import DELIVER_DMP, DELIVER_MSS
 from pfi.console.audit import record_audit
 from pfi.console.roles import Principal
-from pfi.routes.ledger import actor_name, topic_for
+from pfi.routes.ledger import actor_name, delivery_key, topic_for
 from pfi.store.models import (
     AuditEntry,
     DeadLetter,
@@ -428,7 +429,7 @@ def _check_replayable(
     if delivery.status not in REPLAYABLE:
         why = _NOT_REPLAYABLE.get(delivery.status, "its status is not one that is replayed")
         raise ReplayRefused(f"{what} is not replayed: {why}")
-    if delivery.status == "refused" and delivery.attempts == 0:
+    if delivery.status == "refused" and _refused_by_routing(session, delivery):
         raise ReplayRefused(
             f"{what} was refused by routing, not by the destination "
             f"({delivery.refusal_reason or 'no reason'}): change what routing decided from "
@@ -451,6 +452,21 @@ def _check_replayable(
             f"{what} is not replayed: version {newer} of document {document.id} was routed to "
             "the same destination since; that one carries the current content"
         )
+
+
+def _refused_by_routing(session: Session, delivery: Delivery) -> bool:
+    """Routing's current decision for this destination is a refusal (the patient's
+    opposition, a DMP not to be fed...): the row never reached the delivery stage."""
+    if delivery.revision != 0:
+        return False
+    decision = session.scalar(
+        select(Routing.decision).where(Routing.document_version_id == delivery.document_version_id)
+    )
+    key = delivery_key(delivery)
+    for dest in (decision or {}).get("destinations", []):
+        if dest.get("key") == key:
+            return bool(dest.get("outcome") == "refuse")
+    return False
 
 
 def _patient_key(session: Session, version_id: int) -> str:

@@ -25,11 +25,13 @@ from pfi.routes.router import Router
 from pfi.store import Database
 from pfi.store.models import AuditEntry, DeadLetter, Delivery, OutboxEvent, Routing
 from tests.support.deliveries import (
+    QUALIFIED_INS,
     dead_letter_delivery,
     lab_router,
     record_outcome,
     routed_report,
 )
+from tests.support.routing_documents import add_patient
 
 OPERATOR = Principal(name="jdupont", role=Role.operator, token_id="t0")
 DMP_REASON = "XDSRepositoryMetadataError: patient INS unknown to the DMP"
@@ -147,16 +149,21 @@ def test_held_delivery_is_released_not_replayed(db: Database, tmp_path: Path) ->
 
 
 def test_delivery_refused_by_routing_is_not_replayed(db: Database, router: Router) -> None:
-    """A refusal written by routing (no attempt: e.g. the patient's opposition) is a
-    decision: replaying it would send a document the patient refused."""
-    ids = routed_report(db, router, "OPS-4")
-    record_outcome(db, ids["dmp"], "refused", attempts=0, refusal_reason="patient opposed")
+    """Routing's refusal (the patient's opposition to the DMP) is a decision: replaying
+    it would send a document the patient refused."""
+    with db.transaction() as s:
+        pid = add_patient(
+            s, ins=QUALIFIED_INS, qualified=True, pam={"ZFA": {"ZFA-1": "ACTIF", "ZFA-9": "IO"}}
+        ).id
+    ids = routed_report(db, router, "OPS-4", patient_id=pid)
+    assert delivery(db, ids["dmp"]).status == "refused"
     with (
         pytest.raises(ReplayRefused, match="refused by routing") as refused,
         db.transaction() as s,
     ):
         replay_delivery(s, ids["dmp"], actor=OPERATOR, reason="try again")
-    assert "patient opposed" in str(refused.value)
+    assert "opposition" in str(refused.value)
+    assert delivery(db, ids["dmp"]).status == "refused"
 
 
 def test_replay_of_an_old_version_is_refused_once_a_newer_one_was_routed(
