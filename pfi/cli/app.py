@@ -12,6 +12,7 @@ from pfi.cli import (
     holds_cmds,
     intake_cmds,
     observability_cmds,
+    outbound_cmds,
     report_cmds,
     users_cmds,
 )
@@ -34,4 +35,5 @@ report_cmds.register(app)
 holds_cmds.register(app)
 documents_cmds.register(app)
 deliveries_cmds.register(app)
+outbound_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

@@ -181,6 +181,14 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         ("destination", "document_type", "outcome"),
     ),
     _spec(
+        "pfi_outbound_hl7_messages_total",
+        "counter",
+        "HL7 replies sent to the hospital over MLLP, by kind (zam_z01, zam_z02, zam_z03, "
+        "masking_oru) and outcome (sent: the peer answered AA/CA; failed: NACK or no "
+        "answer, will be retried; dead: attempts exhausted).",
+        ("kind", "outcome"),
+    ),
+    _spec(
         "pfi_end_to_end_duration_seconds",
         "histogram",
         "Time from the HL7 message received to the destination's acknowledgement, "

@@ -41,6 +41,8 @@ VERSION_KINDS: Final = frozenset({"initial", "replacement", "deletion"})
 DELIVERY_OUTCOMES: Final = frozenset(
     {"delivered", "refused", "failed_transient", "dead_letter", "held"}
 )
+OUTBOUND_HL7_KINDS: Final = frozenset({"zam_z01", "zam_z02", "zam_z03", "masking_oru"})
+OUTBOUND_HL7_OUTCOMES: Final = frozenset({"sent", "failed", "dead"})
 VALIDATION_CHECKS: Final = frozenset({"xsd", "schematron", "pdf", "other"})
 
 

@@ -39,6 +39,8 @@ from pfi.observability.catalogue import MetricSpec, exported_sample_names, spec
 from pfi.observability.labels import (
     DELIVERY_OUTCOMES,
     OTHER,
+    OUTBOUND_HL7_KINDS,
+    OUTBOUND_HL7_OUTCOMES,
     VALIDATION_CHECKS,
     VERSION_KINDS,
     ack_code_label,
@@ -75,6 +77,7 @@ __all__ = [
     "record_document_invalid",
     "record_message_acknowledged",
     "record_message_received",
+    "record_outbound_hl7",
     "record_unmapped_loinc",
     "register_store_gauges",
     "render_latest",
@@ -102,6 +105,7 @@ class EngineMetrics:
         self.unmapped_loinc = _counter(registry, "pfi_unmapped_loinc_occurrences_total")
         self.deliveries = _counter(registry, "pfi_deliveries_total")
         self.end_to_end = _histogram(registry, "pfi_end_to_end_duration_seconds")
+        self.outbound_hl7 = _counter(registry, "pfi_outbound_hl7_messages_total")
         self.certificate_expiry = _gauge(
             registry, "pfi_client_certificate_expiry_timestamp_seconds"
         )
@@ -197,6 +201,12 @@ class EngineMetrics:
             document_type_label(document_type),
             member_label(outcome, DELIVERY_OUTCOMES),
         ).inc()
+
+    def record_outbound_hl7(self, kind: str, outcome: str, count: int = 1) -> None:
+        """HL7 replies to the hospital (ZAM, masking ORU): sent, failed (will retry), dead."""
+        self.outbound_hl7.labels(
+            member_label(kind, OUTBOUND_HL7_KINDS), member_label(outcome, OUTBOUND_HL7_OUTCOMES)
+        ).inc(count)
 
     def observe_end_to_end_latency(self, destination: str, seconds: float) -> None:
         """HL7 message received to the destination's ACK, for one delivered document."""
@@ -348,6 +358,7 @@ record_document_built = DEFAULT_METRICS.record_document_built
 record_document_invalid = DEFAULT_METRICS.record_document_invalid
 record_unmapped_loinc = DEFAULT_METRICS.record_unmapped_loinc
 record_delivery = DEFAULT_METRICS.record_delivery
+record_outbound_hl7 = DEFAULT_METRICS.record_outbound_hl7
 observe_end_to_end_latency = DEFAULT_METRICS.observe_end_to_end_latency
 set_certificate_expiry = DEFAULT_METRICS.set_certificate_expiry
 set_broker_up = DEFAULT_METRICS.set_broker_up

@@ -161,6 +161,7 @@ def test_every_engine_metric_in_the_catalogue_is_exported_with_its_help(registry
     engine.record_document_invalid("CR-BIO", "xsd")
     engine.record_unmapped_loinc("SGL")
     engine.record_delivery("dmp", "CR-BIO", "delivered")
+    engine.record_outbound_hl7("zam_z01", "sent")
     engine.observe_end_to_end_latency("dmp", 1.0)
     engine.set_certificate_expiry("dmp_auth", 2e9)
     engine.set_broker_up(True)
@@ -213,4 +214,21 @@ def test_docs_list_every_metric_as_the_catalogue_defines_it():
     end = text.index("<!-- metrics-table:end -->")
     assert text[begin:end] == render_metrics_table(), (
         "docs/metrics.md is out of date: paste render_metrics_table() between the markers"
+    )
+
+
+def test_outbound_hl7_labels_stay_within_their_sets(registry, engine):
+    engine.record_outbound_hl7("zam_z02", "dead")
+    engine.record_outbound_hl7("ZAM^Z02 from a typo", "exploded")
+    assert (
+        registry.get_sample_value(
+            "pfi_outbound_hl7_messages_total", {"kind": "zam_z02", "outcome": "dead"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "pfi_outbound_hl7_messages_total", {"kind": "other", "outcome": "other"}
+        )
+        == 1
     )

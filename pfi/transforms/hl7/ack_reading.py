@@ -22,10 +22,11 @@ class PeerAck:
     code: str  # MSA-1 as answered (upper case), "" when unreadable
     control_id: str  # MSA-2
     text: str  # the peer's reason when it refused; "" otherwise
+    for_this_message: bool = True  # MSA-2 names the message we sent
 
     @property
     def accepted(self) -> bool:
-        return self.code in ACCEPTED
+        return self.for_this_message and self.code in ACCEPTED
 
 
 def read_peer_ack(raw: bytes, expected_control_id: str) -> PeerAck:
@@ -33,10 +34,10 @@ def read_peer_ack(raw: bytes, expected_control_id: str) -> PeerAck:
     try:
         message = parse_message(raw, strict=False)
     except Hl7Error as exc:
-        return PeerAck("", "", f"unreadable answer: {exc}"[:2000])
+        return PeerAck("", "", f"unreadable answer: {exc}"[:2000], False)
     msa = message.first("MSA")
     if msa is None:
-        return PeerAck("", "", f"answer without MSA: {raw[:120]!r}")
+        return PeerAck("", "", f"answer without MSA: {raw[:120]!r}", False)
     code = msa.get(1).strip().upper()
     control_id = msa.get(2).strip()
     if control_id != expected_control_id:
@@ -44,6 +45,7 @@ def read_peer_ack(raw: bytes, expected_control_id: str) -> PeerAck:
             code,
             control_id,
             f"ACK for message {control_id!r}, not {expected_control_id!r}",
+            for_this_message=False,
         )
     if code in ACCEPTED:
         return PeerAck(code, control_id, "")
