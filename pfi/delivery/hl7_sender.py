@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from pfi.adapters.mllp import MllpClient, MllpError
-from pfi.config.outbound import OutboundRetry
+from pfi.config.outbound import OutboundRetry, OutboundSettings
 from pfi.observability import metrics
 from pfi.store import Database
 from pfi.store.models import OutboundMessage, utcnow
@@ -297,3 +297,11 @@ class Hl7ReplySender:
             if sent < self._retry.batch_size:
                 self._wake.wait(self._retry.poll_interval_s)
                 self._wake.clear()
+
+
+def hl7_reply_sender(outbound: OutboundSettings, db: Database) -> Hl7ReplySender | None:
+    """The engine's sender, or None when `outbound:` configures no endpoint (nothing can
+    be queued then)."""
+    if not outbound.business_acks and outbound.masking_oru is None:
+        return None
+    return Hl7ReplySender(db, outbound.retry)

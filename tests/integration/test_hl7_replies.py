@@ -27,6 +27,7 @@ from pfi.store import Database
 from pfi.store.models import AuditEntry, OutboundMessage, utcnow
 from pfi.transforms.hl7 import parse_message
 from tests.support.deliveries import record_outcome, routed_report
+from tests.support.inprocess import RunningEngine, engine_settings
 from tests.support.mllp_peer import MllpPeer
 
 VOLET_FLAGS = {
@@ -252,3 +253,35 @@ def test_engine_thread_sends_what_was_queued_when_notified(
         sender.stop()
     assert len(peer.received) == 1
     assert messages(db)[0].status == "sent"
+
+
+@pytest.mark.slow
+def test_running_engine_sends_queued_replies(db_url: str, tmp_path: Path, peer: MllpPeer) -> None:
+    """The engine starts the sender where its workers run when `outbound:` names an
+    endpoint: a reply queued in the store reaches the hospital's listener."""
+    settings = engine_settings(tmp_path, db_url)
+    settings.outbound = outbound(peer.port)
+    with RunningEngine(settings) as running:
+        assert running.engine is not None and running.engine.hl7_replies is not None
+        db = running.engine.db
+        with db.transaction() as s:
+            s.add(
+                OutboundMessage(
+                    kind="zam_z01",
+                    dedupe_key="engine-test",
+                    host="127.0.0.1",
+                    port=peer.port,
+                    timeout_s=5.0,
+                    control_id="P42",
+                    description="test",
+                    payload=b"MSH|^~\\&|PFI|CHU-X|SIL-Y|labo|20240308||ZAM^Z01^ZAM_Z01|P42|P|2.6\r",
+                )
+            )
+        deadline = time.monotonic() + 15
+        while not peer.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(peer.received) == 1
+        deadline = time.monotonic() + 5
+        while messages(db)[0].status != "sent" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert messages(db)[0].status == "sent"
