@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from pfi.bus import codec
@@ -194,16 +194,6 @@ def find_deliveries(session: Session, f: DeliveryFilter) -> list[DeliveryListing
     if f.before_id:
         query = query.where(Delivery.id < f.before_id)
     return [_listing(*row) for row in session.execute(query).all()]
-
-
-def count_by_status(session: Session) -> dict[tuple[str, str], int]:
-    """(destination, status) -> rows: the summary line of `pfi deliveries list`."""
-    rows = session.execute(
-        select(Delivery.destination, Delivery.status, func.count()).group_by(
-            Delivery.destination, Delivery.status
-        )
-    ).all()
-    return {(d, s): int(n) for d, s, n in rows}
 
 
 def get_delivery(session: Session, delivery_id: int) -> DeliveryDetail | None:
