@@ -144,6 +144,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         ("stage",),
         origin="store",
     ),
+    _spec(
+        "pfi_outbound_hl7_messages",
+        "gauge",
+        "HL7 replies to the hospital not sent yet, by kind (zam_z01, zam_z02, zam_z03, "
+        "masking_oru) and status (pending, failed: being retried, dead: attempts exhausted, "
+        "waiting for `pfi outbound retry`).",
+        ("kind", "status"),
+        origin="store",
+    ),
     # --- documents ---
     _spec(
         "pfi_documents_built_total",

@@ -21,9 +21,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pfi.observability.catalogue import spec
-from pfi.observability.labels import snake_label, source_label
+from pfi.observability.labels import (
+    OUTBOUND_HL7_KINDS,
+    member_label,
+    snake_label,
+    source_label,
+)
 
 log = logging.getLogger(__name__)
+
+#: Statuses of an HL7 reply not sent yet (pfi_outbound_hl7_messages).
+_REPLY_STATUSES = frozenset({"pending", "failed", "dead"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,8 @@ class StoreSnapshot:
     #: Qualified INS / known patients; None while the store has no patient.
     qualified_ins_ratio: float | None = None
     unmapped_loinc_codes: Mapping[str, int] = field(default_factory=dict)
+    #: HL7 replies not sent yet: (kind, status) -> count (statuses pending, failed, dead).
+    outbound_hl7: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 class StoreGaugeProvider(Protocol):
@@ -121,6 +131,7 @@ class StoreGaugeCollector(Collector):
         outbox_age = _gauge("pfi_outbox_oldest_unpublished_age_seconds")
         ins = _gauge("pfi_patients_qualified_ins_ratio")
         loinc = _gauge("pfi_unmapped_loinc_codes")
+        replies = _gauge("pfi_outbound_hl7_messages")
         refreshed = _gauge("pfi_store_gauges_refresh_timestamp_seconds")
         errors_spec = spec("pfi_store_gauges_refresh_errors_total")
         errors = CounterMetricFamily(errors_spec.name, errors_spec.help)
@@ -142,10 +153,30 @@ class StoreGaugeCollector(Collector):
                 ins.add_metric([], snap.qualified_ins_ratio)
             for lab, count in _sum_by_label(snap.unmapped_loinc_codes, source_label).items():
                 loinc.add_metric([lab], count)
+            waiting: dict[tuple[str, str], int] = {}
+            for (kind, status), count in snap.outbound_hl7.items():
+                key = (
+                    member_label(kind, OUTBOUND_HL7_KINDS),
+                    member_label(status, _REPLY_STATUSES),
+                )
+                waiting[key] = waiting.get(key, 0) + count
+            for (kind, status), count in waiting.items():
+                replies.add_metric([kind, status], count)
         if self._snapshot_wall is not None:
             refreshed.add_metric([], self._snapshot_wall)
         errors.add_metric([], self._errors)
-        yield from (holds_open, hold_age, dead, outbox, outbox_age, ins, loinc, refreshed, errors)
+        yield from (
+            holds_open,
+            hold_age,
+            dead,
+            outbox,
+            outbox_age,
+            ins,
+            loinc,
+            replies,
+            refreshed,
+            errors,
+        )
 
 
 def _gauge(name: str) -> GaugeMetricFamily:

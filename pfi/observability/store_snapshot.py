@@ -8,7 +8,14 @@ from sqlalchemy import func, select
 
 from pfi.observability.store_gauges import HoldStats, StoreSnapshot
 from pfi.store.db import Database
-from pfi.store.models import DeadLetter, Hold, OutboxEvent, Patient, UnmappedCode
+from pfi.store.models import (
+    DeadLetter,
+    Hold,
+    OutboundMessage,
+    OutboxEvent,
+    Patient,
+    UnmappedCode,
+)
 
 
 def store_snapshot_provider(db: Database) -> Callable[[], StoreSnapshot]:
@@ -46,6 +53,14 @@ def store_snapshot_provider(db: Database) -> Callable[[], StoreSnapshot]:
                     select(UnmappedCode.lab, func.count()).group_by(UnmappedCode.lab)
                 )
             }
+            replies = {
+                (kind, status): int(count)
+                for kind, status, count in s.execute(
+                    select(OutboundMessage.kind, OutboundMessage.status, func.count())
+                    .where(OutboundMessage.status.in_(("pending", "failed", "dead")))
+                    .group_by(OutboundMessage.kind, OutboundMessage.status)
+                )
+            }
         return StoreSnapshot(
             holds=holds,
             dead_letters=dead,
@@ -53,6 +68,7 @@ def store_snapshot_provider(db: Database) -> Callable[[], StoreSnapshot]:
             outbox_oldest_unpublished_at=oldest,
             qualified_ins_ratio=(qualified / patients) if patients else None,
             unmapped_loinc_codes=unmapped,
+            outbound_hl7=replies,
         )
 
     return snapshot

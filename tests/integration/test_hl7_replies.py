@@ -20,6 +20,7 @@ from pfi.delivery.hl7_replies import enqueue_replies
 from pfi.delivery.hl7_sender import Hl7ReplySender, run_once
 from pfi.delivery.operations import replay_delivery
 from pfi.observability import metrics
+from pfi.observability.store_snapshot import store_snapshot_provider
 from pfi.routes import load_routes
 from pfi.routes.document_meta import DocumentMeta, MetaRecipient, SourceMessage
 from pfi.routes.router import Router
@@ -193,6 +194,10 @@ def test_silent_listener_times_out_and_the_message_dies_after_its_attempts(
     assert "no ACK" in (head.last_error or "")
     assert counter("zam_z01", "dead") == dead_before + 1
     assert behind.status == "pending"
+    assert store_snapshot_provider(db)().outbound_hl7 == {
+        ("zam_z01", "dead"): 1,
+        ("zam_z02", "pending"): 1,
+    }
     assert run_once(db, retry, now=now + timedelta(seconds=4)) == 1  # the next one goes
     assert messages(db)[1].status == "sent"
 
