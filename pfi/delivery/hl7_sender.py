@@ -87,7 +87,11 @@ def run_once(
     client_factory: ClientFactory = _default_client,
 ) -> int:
     """Send one round of due messages (at most `retry.batch_size`); how many the peers
-    accepted. Never raises for a peer's trouble: that is recorded on the message."""
+    accepted. Never raises for a peer's trouble: that is recorded on the message.
+
+    At least once: if the outcomes cannot be written after sending (the database went
+    away), the next round sends those messages again, with the same MSH-10, which is
+    what HL7 receivers de-duplicate on."""
     retry = retry or OutboundRetry()
     lock = _leadership(db)
     if lock is False:
@@ -161,6 +165,9 @@ def _send_endpoint(
                 answer = client.send(item.payload)
             except MllpError as exc:
                 outcomes.append(_Outcome(item, False, "", str(exc)))
+                break
+            except Exception as exc:  # a bad endpoint (TLS, name): this message failed
+                outcomes.append(_Outcome(item, False, "", f"{type(exc).__name__}: {exc}"))
                 break
             ack = read_peer_ack(answer, item.control_id)
             if ack.accepted:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from pfi.bus.broker import free_port
 from pfi.cli.app import app as cli_app
 from pfi.config.outbound import MaskingOruSettings, OutboundRetry, OutboundSettings, ReplyEndpoint
 from pfi.delivery.hl7_replies import enqueue_replies
@@ -290,3 +291,15 @@ def test_running_engine_sends_queued_replies(db_url: str, tmp_path: Path, peer: 
         while messages(db)[0].status != "sent" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert messages(db)[0].status == "sent"
+
+
+def test_listener_that_is_down_is_a_connection_error_retried_later(
+    db: Database, router: Router
+) -> None:
+    ids = routed_report(db, router, "ZAM-OUT-6", meta=transmission_meta(), way="transmission")
+    record_outcome(db, ids["dmp"], "delivered")
+    enqueue(db, ids["dmp"], outbound(free_port()))  # nobody listens there
+    assert run_once(db) == 0
+    (row,) = messages(db)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert "cannot connect" in (row.last_error or "")
