@@ -19,7 +19,6 @@ override a decision, not retry a delivery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -493,7 +492,3 @@ def _listing(delivery: Delivery, version: DocumentVersion, document: Document) -
         version=version.version,
         action=version.action,
     )
-
-
-def ids_of(results: Sequence[ReplayResult]) -> list[int]:
-    return [r.delivery_id for r in results]

@@ -4,6 +4,7 @@ refuses to replay; `pfi deliveries` run through Typer against the same store."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ from tests.support.deliveries import (
     record_outcome,
     routed_report,
 )
+from tests.support.inprocess import RunningEngine, engine_settings
 from tests.support.routing_documents import add_patient
 
 OPERATOR = Principal(name="jdupont", role=Role.operator, token_id="t0")
@@ -304,3 +306,29 @@ def test_cli_bulk_replay_by_status_and_destination(db: Database, router: Router)
     assert delivery(db, a["dmp"]).status == "failed"
     usage = cli(db, "deliveries", "replay", "--status", "held", "--reason", "xyz", code=2)
     assert "not replayed" in usage
+
+
+@pytest.mark.slow
+def test_replay_from_the_cli_is_published_by_the_running_engine(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The CLI writes the outbox; the engine's relay (another process in production)
+    publishes it to deliver.dmp without being told."""
+    with RunningEngine(engine_settings(tmp_path, db_url)) as running:
+        assert running.engine is not None
+        engine_db = running.engine.db
+        ids = routed_report(engine_db, lab_router(tmp_path), "OPS-E2E-1")
+        record_outcome(engine_db, ids["dmp"], "refused", refusal_reason=DMP_REASON)
+        before = outbox_ids(engine_db)
+        cli(engine_db, "deliveries", "replay", str(ids["dmp"]), "--reason", "INS fixed")
+        (new_id,) = outbox_ids(engine_db) - before
+
+        def published() -> bool:
+            with engine_db.reader() as s:
+                row = s.get(OutboxEvent, new_id)
+                return row is not None and row.published_at is not None
+
+        deadline = time.monotonic() + 10
+        while not published() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert published(), "the engine did not publish the replayed delivery request"
