@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -17,6 +18,8 @@ from typer.testing import CliRunner
 from pfi.bus.broker import free_port
 from pfi.cli.app import app as cli_app
 from pfi.config.outbound import MaskingOruSettings, OutboundRetry, OutboundSettings, ReplyEndpoint
+from pfi.console import accounts
+from pfi.console.roles import Role
 from pfi.delivery.hl7_replies import enqueue_replies
 from pfi.delivery.hl7_sender import Hl7ReplySender, run_once
 from pfi.delivery.operations import replay_delivery
@@ -28,6 +31,7 @@ from pfi.routes.router import Router
 from pfi.store import Database
 from pfi.store.models import AuditEntry, OutboundMessage, utcnow
 from pfi.transforms.hl7 import parse_message
+from tests.support.console_server import ConsoleServer
 from tests.support.deliveries import record_outcome, routed_report
 from tests.support.inprocess import RunningEngine, engine_settings
 from tests.support.mllp_peer import MllpPeer
@@ -303,3 +307,35 @@ def test_listener_that_is_down_is_a_connection_error_retried_later(
     (row,) = messages(db)
     assert (row.status, row.attempts) == ("failed", 1)
     assert "cannot connect" in (row.last_error or "")
+
+
+def test_operator_lists_and_retries_a_dead_reply_over_http(db: Database, router: Router) -> None:
+    ids = routed_report(db, router, "ZAM-OUT-7", meta=transmission_meta(), way="transmission")
+    record_outcome(db, ids["dmp"], "delivered")
+    enqueue(db, ids["dmp"], outbound(free_port()))
+    assert run_once(db, OutboundRetry(max_attempts=1)) == 0
+    (dead,) = messages(db)
+    assert dead.status == "dead"
+    with db.transaction() as s:
+        viewer = accounts.add_user(s, "viewer-out", Role.viewer).token
+        operator = accounts.add_user(s, "operator-out", Role.operator).token
+    with ConsoleServer(db) as console:
+        base = console.base_url + "/api/outbound"
+        listed = httpx.get(
+            base, params={"status": "dead"}, headers={"Authorization": f"Bearer {viewer}"}
+        )
+        assert listed.status_code == 200, listed.text
+        (item,) = listed.json()["items"]
+        assert item["id"] == dead.id and "cannot connect" in item["last_error"]
+        url = f"{base}/{dead.id}/retry"
+        body = {"reason": "DPI listener back"}
+        assert httpx.post(url, json=body).status_code == 401
+        assert (
+            httpx.post(url, json=body, headers={"Authorization": f"Bearer {viewer}"}).status_code
+            == 403
+        )
+        retried = httpx.post(url, json=body, headers={"Authorization": f"Bearer {operator}"})
+        assert retried.status_code == 200, retried.text
+        assert (retried.json()["status"], retried.json()["attempts"]) == ("pending", 0)
+        again = httpx.post(url, json=body, headers={"Authorization": f"Bearer {operator}"})
+        assert again.status_code == 409

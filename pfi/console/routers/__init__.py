@@ -10,6 +10,7 @@ from pfi.console.routers import (
     documents,
     holds,
     messages,
+    outbound,
     patients,
 )
 
@@ -21,6 +22,7 @@ API_ROUTERS = [
     holds.router,
     document_masking.router,
     deliveries.router,
+    outbound.router,
 ]
 
 __all__ = ["API_ROUTERS"]
