@@ -43,6 +43,7 @@ from pfi.bus.worker_process import (
 from pfi.config import ConfigError
 from pfi.config.model import Settings
 from pfi.console.app import create_app
+from pfi.delivery.hl7_sender import Hl7ReplySender, hl7_reply_sender
 from pfi.documents.stage import DocumentsStage
 from pfi.identity.stage import IdentityStage
 from pfi.inbound.config import InboundConfig
@@ -114,6 +115,8 @@ class Engine:
         )
         self.supervisor: BrokerSupervisor | None = None
         self.workers: WorkerRuntime | None = None
+        #: ZAM and masking ORUs to the hospital, sent where the delivery workers run
+        self.hl7_replies: Hl7ReplySender | None = None
         self.worker_process: WorkerProcess | None = None
         self.readiness = Readiness()
         self.readiness.add("database", self.db.ping)
@@ -232,6 +235,9 @@ class Engine:
             on_lag=metrics.set_consumer_lag,
         )
         self.workers.start()
+        self.hl7_replies = hl7_reply_sender(self.settings.outbound, self.db)
+        if self.hl7_replies is not None:
+            self.hl7_replies.start()
         self.readiness.add("workers", self.workers.alive, required=False)
         notifications_to(self.workers.notify)
         announce_ready()
@@ -362,6 +368,10 @@ class Engine:
             await asyncio.to_thread(self.worker_process.stop, deadline - 1.0)
         if self.workers is not None:
             await asyncio.to_thread(self.workers.stop, deadline - 1.0)
+        if self.hl7_replies is not None:
+            await asyncio.to_thread(
+                self.hl7_replies.stop, max(0.1, deadline - time.monotonic() - 0.5)
+            )
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop, deadline)
         if self._http is not None and self._http_task is not None:

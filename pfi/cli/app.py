@@ -6,12 +6,14 @@ import typer
 
 from pfi.cli import (
     config_cmds,
+    deliveries_cmds,
     documents_cmds,
     engine_cmds,
     holds_cmds,
     inbound_cmds,
     intake_cmds,
     observability_cmds,
+    outbound_cmds,
     report_cmds,
     users_cmds,
 )
@@ -34,4 +36,6 @@ report_cmds.register(app)
 holds_cmds.register(app)
 documents_cmds.register(app)
 inbound_cmds.register(app)
+deliveries_cmds.register(app)
+outbound_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

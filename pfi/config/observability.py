@@ -305,6 +305,13 @@ class DeadLetterSettings(Section):
     severity: Severity = "ticket"
 
 
+class OutboundHl7AlertSettings(Section):
+    """HL7 replies to the hospital (ZAM, masking ORU) given up after every retry."""
+
+    pending_for: Duration = timedelta(minutes=5)
+    severity: Severity = "ticket"
+
+
 class ConsumerLagSettings(Section):
     """A stage falling behind: lag above `min_records` and still growing over `window`."""
 
@@ -393,6 +400,7 @@ class ObservabilitySettings(Section):
     dmp_vs_crbio: DmpVsCrBioSettings = DmpVsCrBioSettings()
     hold_age: HoldAgeSettings = HoldAgeSettings()
     dead_letters: DeadLetterSettings = DeadLetterSettings()
+    outbound_hl7: OutboundHl7AlertSettings = OutboundHl7AlertSettings()
     consumer_lag: ConsumerLagSettings = ConsumerLagSettings()
     certificates: CertificateSettings = CertificateSettings()
     engine: EngineHealthSettings = EngineHealthSettings()

@@ -70,6 +70,28 @@ class MaskingOruSettings(MllpEndpoint):
     )
 
 
+class OutboundRetry(Section):
+    """How the HL7 sender retries a message its peer refused (AE/AR) or did not answer.
+
+    Messages to one endpoint leave in order: the head of the queue is retried (after
+    `initial_backoff_s`, doubling up to `max_backoff_s`) before anything after it goes,
+    until `max_attempts`; then it is dead (kept, with the reason; `pfi outbound retry`)
+    and the next goes.
+    """
+
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 8
+    initial_backoff_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    max_backoff_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
+    batch_size: Annotated[int, Field(ge=1, le=10000)] = 200
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> OutboundRetry:
+        if self.max_backoff_s < self.initial_backoff_s:
+            raise ValueError("max_backoff_s must be at least initial_backoff_s")
+        return self
+
+
 class OutboundSettings(Section):
     application: HdText = Field(default="PFI", min_length=1, description="MSH-3 of PFI")
     facility: HdText = Field(default="", description="MSH-4 of PFI (the establishment)")
@@ -81,6 +103,9 @@ class OutboundSettings(Section):
     )
     masking_oru: MaskingOruSettings | None = Field(
         default=None, description="empty: no ORU with masking data to the DPI"
+    )
+    retry: OutboundRetry = Field(
+        default_factory=OutboundRetry, description="retries of a refused or unanswered message"
     )
 
     @model_validator(mode="after")

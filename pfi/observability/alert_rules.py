@@ -372,6 +372,19 @@ def _pipeline_rules(settings: ObservabilitySettings) -> list[Rule]:
             dead.pending_for,
         )
     )
+    replies = settings.outbound_hl7
+    rules.append(
+        AlertRule(
+            "PfiOutboundHl7Dead",
+            'max by (kind) (pfi_outbound_hl7_messages{status="dead"}) > 0',
+            replies.severity,
+            "{{ $labels.kind }}: {{ $value }} HL7 message(s) to the hospital given up",
+            "The hospital's MLLP listener refused or never answered these messages (ZAM "
+            "business acknowledgements, masking ORU) after every retry: the sending system "
+            "does not know what became of its documents.",
+            replies.pending_for,
+        )
+    )
     lag = settings.consumer_lag
     window = prometheus_duration(lag.window)
     rules.append(

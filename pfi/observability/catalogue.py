@@ -144,6 +144,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         ("stage",),
         origin="store",
     ),
+    _spec(
+        "pfi_outbound_hl7_messages",
+        "gauge",
+        "HL7 replies to the hospital not sent yet, by kind (zam_z01, zam_z02, zam_z03, "
+        "masking_oru) and status (pending, failed: being retried, dead: attempts exhausted, "
+        "waiting for `pfi outbound retry`).",
+        ("kind", "status"),
+        origin="store",
+    ),
     # --- documents ---
     _spec(
         "pfi_documents_built_total",
@@ -179,6 +188,14 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "Delivery attempts by destination (dmp, mss_pro, mss_patient...), document type "
         "and outcome (delivered, refused, failed_transient, dead_letter, held).",
         ("destination", "document_type", "outcome"),
+    ),
+    _spec(
+        "pfi_outbound_hl7_messages_total",
+        "counter",
+        "HL7 replies sent to the hospital over MLLP, by kind (zam_z01, zam_z02, zam_z03, "
+        "masking_oru) and outcome (sent: the peer answered AA/CA; failed: NACK or no "
+        "answer, will be retried; dead: attempts exhausted).",
+        ("kind", "outcome"),
     ),
     _spec(
         "pfi_end_to_end_duration_seconds",

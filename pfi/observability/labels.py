@@ -42,6 +42,8 @@ DELIVERY_OUTCOMES: Final = frozenset(
     {"delivered", "refused", "failed_transient", "dead_letter", "held"}
 )
 INBOUND_OUTCOMES: Final = frozenset({"integrated", "ko", "rejected", "retry"})
+OUTBOUND_HL7_KINDS: Final = frozenset({"zam_z01", "zam_z02", "zam_z03", "masking_oru"})
+OUTBOUND_HL7_OUTCOMES: Final = frozenset({"sent", "failed", "dead"})
 VALIDATION_CHECKS: Final = frozenset({"xsd", "schematron", "pdf", "other"})
 
 

@@ -40,6 +40,8 @@ from pfi.observability.labels import (
     DELIVERY_OUTCOMES,
     INBOUND_OUTCOMES,
     OTHER,
+    OUTBOUND_HL7_KINDS,
+    OUTBOUND_HL7_OUTCOMES,
     VALIDATION_CHECKS,
     VERSION_KINDS,
     ack_code_label,
@@ -78,6 +80,7 @@ __all__ = [
     "record_inbound_mail",
     "record_message_acknowledged",
     "record_message_received",
+    "record_outbound_hl7",
     "record_unmapped_loinc",
     "register_store_gauges",
     "render_latest",
@@ -107,6 +110,7 @@ class EngineMetrics:
         self.end_to_end = _histogram(registry, "pfi_end_to_end_duration_seconds")
         self.inbound_mails = _counter(registry, "pfi_inbound_mails_total")
         self.inbound_documents = _counter(registry, "pfi_inbound_documents_total")
+        self.outbound_hl7 = _counter(registry, "pfi_outbound_hl7_messages_total")
         self.certificate_expiry = _gauge(
             registry, "pfi_client_certificate_expiry_timestamp_seconds"
         )
@@ -202,6 +206,12 @@ class EngineMetrics:
             document_type_label(document_type),
             member_label(outcome, DELIVERY_OUTCOMES),
         ).inc()
+
+    def record_outbound_hl7(self, kind: str, outcome: str, count: int = 1) -> None:
+        """HL7 replies to the hospital (ZAM, masking ORU): sent, failed (will retry), dead."""
+        self.outbound_hl7.labels(
+            member_label(kind, OUTBOUND_HL7_KINDS), member_label(outcome, OUTBOUND_HL7_OUTCOMES)
+        ).inc(count)
 
     def observe_end_to_end_latency(self, destination: str, seconds: float) -> None:
         """HL7 message received to the destination's ACK, for one delivered document."""
@@ -365,6 +375,7 @@ record_unmapped_loinc = DEFAULT_METRICS.record_unmapped_loinc
 record_delivery = DEFAULT_METRICS.record_delivery
 record_inbound_mail = DEFAULT_METRICS.record_inbound_mail
 record_inbound_document = DEFAULT_METRICS.record_inbound_document
+record_outbound_hl7 = DEFAULT_METRICS.record_outbound_hl7
 observe_end_to_end_latency = DEFAULT_METRICS.observe_end_to_end_latency
 set_certificate_expiry = DEFAULT_METRICS.set_certificate_expiry
 set_broker_up = DEFAULT_METRICS.set_broker_up

@@ -21,9 +21,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pfi.observability.catalogue import spec
-from pfi.observability.labels import snake_label, source_label
+from pfi.observability.labels import (
+    OUTBOUND_HL7_KINDS,
+    member_label,
+    snake_label,
+    source_label,
+)
 
 log = logging.getLogger(__name__)
+
+#: Statuses of an HL7 reply not sent yet (pfi_outbound_hl7_messages).
+_REPLY_STATUSES = frozenset({"pending", "failed", "dead"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class StoreSnapshot:
     #: Inbound MSSanté documents in the KO worklist, and not yet acknowledged by the DPI.
     inbound_ko_documents: int = 0
     inbound_pending_documents: int = 0
+    #: HL7 replies not sent yet: (kind, status) -> count (statuses pending, failed, dead).
+    outbound_hl7: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 class StoreGaugeProvider(Protocol):
@@ -126,6 +136,7 @@ class StoreGaugeCollector(Collector):
         loinc = _gauge("pfi_unmapped_loinc_codes")
         inbound_ko = _gauge("pfi_inbound_ko_documents")
         inbound_pending = _gauge("pfi_inbound_pending_documents")
+        replies = _gauge("pfi_outbound_hl7_messages")
         refreshed = _gauge("pfi_store_gauges_refresh_timestamp_seconds")
         errors_spec = spec("pfi_store_gauges_refresh_errors_total")
         errors = CounterMetricFamily(errors_spec.name, errors_spec.help)
@@ -149,6 +160,15 @@ class StoreGaugeCollector(Collector):
                 loinc.add_metric([lab], count)
             inbound_ko.add_metric([], snap.inbound_ko_documents)
             inbound_pending.add_metric([], snap.inbound_pending_documents)
+            waiting: dict[tuple[str, str], int] = {}
+            for (kind, status), count in snap.outbound_hl7.items():
+                key = (
+                    member_label(kind, OUTBOUND_HL7_KINDS),
+                    member_label(status, _REPLY_STATUSES),
+                )
+                waiting[key] = waiting.get(key, 0) + count
+            for (kind, status), count in waiting.items():
+                replies.add_metric([kind, status], count)
         if self._snapshot_wall is not None:
             refreshed.add_metric([], self._snapshot_wall)
         errors.add_metric([], self._errors)
@@ -162,6 +182,7 @@ class StoreGaugeCollector(Collector):
             loinc,
             inbound_ko,
             inbound_pending,
+            replies,
             refreshed,
             errors,
         )

@@ -12,6 +12,7 @@ from pfi.store.models import (
     DeadLetter,
     Hold,
     InboundDocumentRow,
+    OutboundMessage,
     OutboxEvent,
     Patient,
     UnmappedCode,
@@ -61,6 +62,14 @@ def store_snapshot_provider(db: Database) -> Callable[[], StoreSnapshot]:
                     .group_by(InboundDocumentRow.status)
                 )
             }
+            replies = {
+                (kind, status): int(count)
+                for kind, status, count in s.execute(
+                    select(OutboundMessage.kind, OutboundMessage.status, func.count())
+                    .where(OutboundMessage.status.in_(("pending", "failed", "dead")))
+                    .group_by(OutboundMessage.kind, OutboundMessage.status)
+                )
+            }
         return StoreSnapshot(
             holds=holds,
             dead_letters=dead,
@@ -70,6 +79,7 @@ def store_snapshot_provider(db: Database) -> Callable[[], StoreSnapshot]:
             unmapped_loinc_codes=unmapped,
             inbound_ko_documents=inbound.get("ko", 0),
             inbound_pending_documents=inbound.get("pending", 0) + inbound.get("sending", 0),
+            outbound_hl7=replies,
         )
 
     return snapshot

@@ -161,6 +161,7 @@ def test_every_engine_metric_in_the_catalogue_is_exported_with_its_help(registry
     engine.record_document_invalid("CR-BIO", "xsd")
     engine.record_unmapped_loinc("SGL")
     engine.record_delivery("dmp", "CR-BIO", "delivered")
+    engine.record_outbound_hl7("zam_z01", "sent")
     engine.observe_end_to_end_latency("dmp", 1.0)
     engine.record_inbound_mail()
     engine.record_inbound_document("integrated")
@@ -224,3 +225,20 @@ def test_inbound_document_outcomes_are_bounded(registry, engine):
     engine.record_inbound_document("INS 279035121518989 unknown")
     assert value(registry, "pfi_inbound_documents_total", outcome="ko") == 2
     assert value(registry, "pfi_inbound_documents_total", outcome="other") == 1
+
+
+def test_outbound_hl7_labels_stay_within_their_sets(registry, engine):
+    engine.record_outbound_hl7("zam_z02", "dead")
+    engine.record_outbound_hl7("ZAM^Z02 from a typo", "exploded")
+    assert (
+        registry.get_sample_value(
+            "pfi_outbound_hl7_messages_total", {"kind": "zam_z02", "outcome": "dead"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "pfi_outbound_hl7_messages_total", {"kind": "other", "outcome": "other"}
+        )
+        == 1
+    )

@@ -54,6 +54,7 @@ SNAPSHOT = StoreSnapshot(
     outbox_oldest_unpublished_at=at(30),
     qualified_ins_ratio=0.83,
     unmapped_loinc_codes={"SGL": 4},
+    outbound_hl7={("zam_z01", "dead"): 1, ("zam_z02", "pending"): 2, ("ZAM?", "dead"): 3},
 )
 
 
@@ -88,6 +89,9 @@ def test_snapshot_values_are_exported_with_bounded_labels(clock):
     assert get("pfi_outbox_unpublished_records") == 5
     assert get("pfi_outbox_oldest_unpublished_age_seconds") == 30
     assert get("pfi_patients_qualified_ins_ratio") == 0.83
+    assert get("pfi_outbound_hl7_messages", {"kind": "zam_z01", "status": "dead"}) == 1
+    assert get("pfi_outbound_hl7_messages", {"kind": "zam_z02", "status": "pending"}) == 2
+    assert get("pfi_outbound_hl7_messages", {"kind": "other", "status": "dead"}) == 3
     assert get("pfi_unmapped_loinc_codes", {"lab": "SGL"}) == 4
     assert get("pfi_store_gauges_refresh_timestamp_seconds") == NOW
     assert get("pfi_store_gauges_refresh_errors_total") == 0

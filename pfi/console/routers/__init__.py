@@ -5,11 +5,13 @@ Later capabilities add theirs here (holds, deliveries, inbound) and to `API_ROUT
 
 from pfi.console.routers import (
     audit,
+    deliveries,
     document_masking,
     documents,
     holds,
     inbound,
     messages,
+    outbound,
     patients,
 )
 
@@ -21,6 +23,8 @@ API_ROUTERS = [
     holds.router,
     document_masking.router,
     inbound.router,
+    deliveries.router,
+    outbound.router,
 ]
 
 __all__ = ["API_ROUTERS"]

@@ -7,6 +7,7 @@ from pfi.store.models.deliveries import Delivery, Hold
 from pfi.store.models.documents import Document, DocumentVersion, UnmappedCode
 from pfi.store.models.inbound import InboundDocumentRow, InboundMail
 from pfi.store.models.messages import Message
+from pfi.store.models.outbound import OutboundMessage
 from pfi.store.models.patients import Patient, PatientEvent, PatientIdentifier, PatientLink
 from pfi.store.models.routing import Routing
 from pfi.store.models.users import ApiToken, User
@@ -23,6 +24,7 @@ __all__ = [
     "InboundDocumentRow",
     "InboundMail",
     "Message",
+    "OutboundMessage",
     "OutboxEvent",
     "Patient",
     "PatientEvent",
