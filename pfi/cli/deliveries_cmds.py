@@ -39,6 +39,7 @@ DESTINATIONS = ("dmp", "mss_pro", "mss_patient")
 
 def register(app: typer.Typer) -> None:
     app.add_typer(deliveries_app, name="deliveries")
+    app.command("replay")(replay_dead_letters)
 
 
 @deliveries_app.command("list")
@@ -163,6 +164,46 @@ def replay(
             )
     if failed:
         raise typer.Exit(1)
+
+
+def replay_dead_letters(
+    delivery_ids: Annotated[
+        list[int] | None, typer.Argument(help="delivery ids (default: every dead letter)")
+    ] = None,
+    destination: Annotated[str | None, typer.Option(help="only this destination")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="only dead letters since (ISO date or time, UTC)")
+    ] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="why it may go now (audited)")
+    ] = "replayed by an operator",
+    limit: Annotated[int, typer.Option(min=1, max=MAX_BULK_REPLAY)] = 100,
+    config: ConfigOption = None,
+) -> None:
+    """Send dead-lettered deliveries again (`pfi deliveries replay` for other statuses)."""
+    if delivery_ids:
+        if destination or since:
+            typer.echo("error: give delivery ids, or --destination/--since, not both", err=True)
+            raise typer.Exit(2)
+        replay(delivery_ids, reason=reason, config=config)
+        return
+    if destination is not None and destination not in DESTINATIONS:
+        typer.echo(f"error: --destination is one of {', '.join(DESTINATIONS)}", err=True)
+        raise typer.Exit(2)
+    with open_store(config) as db, db.transaction() as session:
+        results = replay_matching(
+            session,
+            status="dead_letter",
+            destination=destination,
+            actor=cli_actor(),
+            reason=reason,
+            limit=limit,
+            since=_utc(since),
+        )
+    typer.echo(
+        f"{len(results)} dead-lettered delivery(ies) replayed"
+        + (f": {', '.join(str(r.delivery_id) for r in results)}" if results else "")
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:

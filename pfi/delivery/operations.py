@@ -379,9 +379,11 @@ def replay_matching(
     actor: Principal | str,
     reason: str,
     limit: int = 100,
+    since: datetime | None = None,
     now: datetime | None = None,
 ) -> list[ReplayResult]:
-    """Replay up to `limit` deliveries in `status` (to `destination`), oldest first.
+    """Replay up to `limit` deliveries in `status` (to `destination`, last changed at or
+    after `since`), oldest first.
 
     Rows that are not replayable for a reason of their own (refused by routing, a newer
     version went) are skipped, not fatal: the caller reports how many went.
@@ -395,6 +397,8 @@ def replay_matching(
     query = select(Delivery.id).where(Delivery.status == status).order_by(Delivery.id)
     if destination:
         query = query.where(Delivery.destination == destination)
+    if since is not None:
+        query = query.where(Delivery.updated_at >= since)
     results: list[ReplayResult] = []
     # scan a bounded window: skipped rows must not make the loop unbounded
     for delivery_id in session.scalars(query.limit(limit * 4)):

@@ -308,6 +308,27 @@ def test_cli_bulk_replay_by_status_and_destination(db: Database, router: Router)
     assert "not replayed" in usage
 
 
+def test_pfi_replay_resends_dead_letters_of_the_destination_asked(
+    db: Database, router: Router
+) -> None:
+    a = routed_report(db, router, "OPS-11a")
+    b = routed_report(db, router, "OPS-11b")
+    dead_letter_delivery(db, a["dmp"], "HTTP 503 after 5 attempts")
+    dead_letter_delivery(db, a["mss_pro"], "SMTP 451 after 5 attempts")
+    dead_letter_delivery(db, b["dmp"], "HTTP 503 after 5 attempts")
+
+    out = cli(db, "replay", "--destination", "dmp", "--reason", "DMP back up")
+
+    assert out.startswith("2 dead-lettered delivery(ies) replayed")
+    assert delivery(db, a["dmp"]).status == "pending"
+    assert delivery(db, b["dmp"]).status == "pending"
+    assert delivery(db, a["mss_pro"]).status == "dead_letter"
+    assert "0 dead-lettered" in cli(db, "replay", "--since", "2999-01-01")
+    by_id = cli(db, "replay", str(a["mss_pro"]), "--reason", "relay fixed")
+    assert f"delivery {a['mss_pro']} (mss_pro) replayed: dead_letter -> pending" in by_id
+    assert "not both" in cli(db, "replay", str(a["dmp"]), "--destination", "dmp", code=2)
+
+
 @pytest.mark.slow
 def test_replay_from_the_cli_is_published_by_the_running_engine(
     db_url: str, tmp_path: Path
