@@ -30,6 +30,7 @@ from typing import Literal
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from pfi.adapters.dmp.sender import DmpSender
 from pfi.adapters.mllp.server import MllpListener
 from pfi.bus.runtime import BrokerSupervisor, WorkerRuntime, topic_consumers
 from pfi.bus.stage import Stage
@@ -43,6 +44,8 @@ from pfi.bus.worker_process import (
 from pfi.config import ConfigError
 from pfi.config.model import Settings
 from pfi.console.app import create_app
+from pfi.delivery.registry import delivery_stages
+from pfi.delivery.sender import DeliverySender
 from pfi.documents.stage import DocumentsStage
 from pfi.identity.stage import IdentityStage
 from pfi.intake.service import IntakeOutcome, IntakeService
@@ -383,7 +386,17 @@ def build_stages(settings: Settings, db: Database, *, router: Router | None = No
     ]
     if router.routes.release_triggers:
         stages.append(HoldReleaseStage(router))
+    stages.extend(delivery_stages(delivery_senders(settings), db, settings.delivery))
     return stages
+
+
+def delivery_senders(settings: Settings) -> list[DeliverySender]:
+    """The destination adapters of this configuration. A topic no sender serves is not
+    consumed (see `pfi.delivery.registry`): registering MSSanté is one line here."""
+    senders: list[DeliverySender] = []
+    if settings.dmp is not None:
+        senders.append(DmpSender(settings.dmp))
+    return senders
 
 
 def configure_engine_logging(settings: Settings, *, role: Role = "all") -> None:

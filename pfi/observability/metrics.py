@@ -82,6 +82,7 @@ __all__ = [
     "set_certificate_expiry",
     "set_consumer_lag",
     "set_database_up",
+    "set_delivery_breaker",
     "time_stage",
 ]
 
@@ -102,6 +103,7 @@ class EngineMetrics:
         self.unmapped_loinc = _counter(registry, "pfi_unmapped_loinc_occurrences_total")
         self.deliveries = _counter(registry, "pfi_deliveries_total")
         self.end_to_end = _histogram(registry, "pfi_end_to_end_duration_seconds")
+        self.delivery_breaker = _gauge(registry, "pfi_delivery_breaker_open")
         self.certificate_expiry = _gauge(
             registry, "pfi_client_certificate_expiry_timestamp_seconds"
         )
@@ -201,6 +203,10 @@ class EngineMetrics:
     def observe_end_to_end_latency(self, destination: str, seconds: float) -> None:
         """HL7 message received to the destination's ACK, for one delivered document."""
         self.end_to_end.labels(snake_label(destination)).observe(max(seconds, 0.0))
+
+    def set_delivery_breaker(self, destination: str, is_open: bool) -> None:
+        """The circuit breaker of `destination` opened (True) or closed (False)."""
+        self.delivery_breaker.labels(snake_label(destination)).set(1 if is_open else 0)
 
     # --- health ---
 
@@ -349,6 +355,7 @@ record_document_invalid = DEFAULT_METRICS.record_document_invalid
 record_unmapped_loinc = DEFAULT_METRICS.record_unmapped_loinc
 record_delivery = DEFAULT_METRICS.record_delivery
 observe_end_to_end_latency = DEFAULT_METRICS.observe_end_to_end_latency
+set_delivery_breaker = DEFAULT_METRICS.set_delivery_breaker
 set_certificate_expiry = DEFAULT_METRICS.set_certificate_expiry
 set_broker_up = DEFAULT_METRICS.set_broker_up
 set_database_up = DEFAULT_METRICS.set_database_up
