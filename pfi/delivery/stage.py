@@ -113,6 +113,7 @@ class DeliveryStage:
             d: CircuitBreaker(
                 settings.breaker_failures,
                 settings.breaker_cooldown_s,
+                clock=lambda: self._clock().timestamp(),
                 on_change=_breaker_logger(d),
             )
             for d in self._senders
@@ -246,15 +247,19 @@ class DeliveryStage:
                 f"on {self.input.name}"
             )
             return Plan("skip", plan.delivery_id, str(item.error))
-        if breaker is not None and not breaker.allow():
-            wait_s = breaker.retry_in_s() + self._backoff.delay_s(1, self._rand) * 0.1
-            self._wait(row, f"circuit open for {row.destination}: not called", now, wait_s)
-            metrics.record_delivery(row.destination, _document_type(plan), "failed_transient")
+        if breaker is not None and breaker.state is BreakerState.OPEN:
+            self._breaker_wait(row, breaker, now)
             item.done = True
             return Plan("wait", plan.delivery_id, "circuit open")
         row.status = "sending"
         row.updated_at = now
         return plan
+
+    def _breaker_wait(self, row: Delivery, breaker: CircuitBreaker, now: datetime) -> None:
+        """The destination's breaker is open: back to failed until it lets calls through
+        (spread over a tenth of the base backoff), no attempt counted."""
+        wait_s = breaker.retry_in_s() + self._rand.uniform(0, self._backoff.base_s * 0.1)
+        self._wait(row, f"circuit open for {row.destination}: not called", now, wait_s)
 
     def _wait(self, row: Delivery, reason: str, now: datetime, delay_s: float) -> None:
         """Back to failed with a next attempt, without counting an attempt."""
@@ -301,6 +306,10 @@ class DeliveryStage:
                 if plan is None or plan.kind != "send" or item.done:
                     continue
                 assert plan.job is not None
+                breaker = self.breakers.get(plan.job.destination)
+                if breaker is not None and not breaker.allow():
+                    self._not_called(item, plan.job, breaker)
+                    continue
                 with correlation_scope(
                     item.record.correlation_id or f"delivery {plan.job.delivery_id}"
                 ):
@@ -309,6 +318,14 @@ class DeliveryStage:
             except Exception as exc:
                 log.exception("%s: delivery request %s failed", self.name, item.request)
                 item.error = exc
+
+    def _not_called(self, item: _Item, job: DeliveryJob, breaker: CircuitBreaker) -> None:
+        with self._db.transaction() as session:
+            row = session.get(Delivery, job.delivery_id)
+            assert row is not None
+            self._breaker_wait(row, breaker, self._clock())
+        item.done = True
+        metrics.record_delivery(job.destination, job.document.document_type, "failed_transient")
 
     def _send(self, job: DeliveryJob) -> SendResult:
         sender = self._senders[job.destination]
@@ -443,10 +460,6 @@ def _item_of(record: Record) -> _Item:
 
 def _key(record: Record) -> tuple[int, int]:
     return (record.partition, record.offset)
-
-
-def _document_type(plan: Plan) -> str:
-    return plan.job.document.document_type if plan.job is not None else "OTHER"
 
 
 def _breaker_logger(destination: str) -> Callable[[BreakerState], None]:
