@@ -132,6 +132,9 @@ class DeliveryStage:
     def destinations(self) -> frozenset[str]:
         return frozenset(self._senders)
 
+    def sender_for(self, destination: str) -> DeliverySender:
+        return self._senders[destination]
+
     # -- lifecycle -----------------------------------------------------------------
 
     def open(self) -> None:

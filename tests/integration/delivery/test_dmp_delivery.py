@@ -9,12 +9,15 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from pfi.bus import codec
+from pfi.bus.topics import DEADLETTER
 from pfi.delivery.breaker import BreakerState
+from pfi.delivery.jobs import Request, plan_deliveries
 from pfi.delivery.retry import delivery_records
 from pfi.simulators.dmp import DmpSimulatorServer
 from pfi.store.models import AuditEntry, DeadLetter, Delivery
 from pfi.transforms.xds.xades import SIGNATURE_CLASS
-from tests.support.delivery import Clock, DeliveryDriver, record_of, redeliver
+from tests.support.delivery import Clock, cda_ids, record_of, redeliver
 from tests.support.dmp_fixtures import CR_BIO, CR_BIO_MICRO_V1, CR_BIO_MICRO_V2, TEST_INS
 
 from .conftest import DriverFactory
@@ -246,7 +249,7 @@ def test_dead_letter_after_max_attempts_in_table_and_topic(
         ("delivery-dmp", "DeliveryAttemptsExhausted")
     ]
     assert f"delivery {row.id}" in dead[0].error and "3 times" in dead[0].error
-    assert driver.queued(topic=_deadletter_topic())  # on the dead-letter topic too
+    assert driver.queued(topic=DEADLETTER)  # on the dead-letter topic too
     assert stats(sim)["requests"]["iti41"] == 3
 
 
@@ -264,8 +267,6 @@ def test_redelivered_request_after_a_completed_send_does_nothing(
         assert row is not None
         fresh = delivery_records(s, [row], driver.stage.input)[0]
         last = s.scalar(select(func.max(Delivery.id)))
-    from pfi.bus import codec
-
     raw = codec.encode(fresh.topic.schema, fresh.record)
     _, replayed = driver.run([record_of(10_000_000 + (last or 0), fresh.key, raw, fresh.topic, 0)])
 
@@ -283,18 +284,15 @@ def test_send_interrupted_mid_call_is_resent_and_ends_delivered_once(
     driver = make_driver()
     vid = driver.route_cda(CR_BIO.read_bytes(), ins=TEST_INS)
     records = driver.queued()
-    plan = driver.stage
     # what the killed process did: marked the row sending, and the DMP registered it
     with driver.db.transaction() as s:
         row = s.get(Delivery, driver.row(vid).id)
         assert row is not None
         row.status = "sending"
-    from pfi.delivery.jobs import Request, plan_deliveries
-
     with driver.db.reader() as s:
         job = plan_deliveries(s, [Request(row.id)])[row.id].job
     assert job is not None and job.resumed
-    sender = plan._senders["dmp"]
+    sender = driver.stage.sender_for("dmp")
     first = sender.send(job)
     assert first.status.value == "delivered"
 
@@ -332,15 +330,4 @@ def with_uid(cda: bytes, uid: str) -> bytes:
 
 
 def driver_set_id(cda: bytes) -> str:
-    from tests.support.delivery import cda_ids
-
     return cda_ids(cda)[1]
-
-
-def _deadletter_topic():  # type: ignore[no-untyped-def]
-    from pfi.bus.topics import DEADLETTER
-
-    return DEADLETTER
-
-
-_ = DeliveryDriver
