@@ -421,15 +421,29 @@ def run_engine(
     with_simulators: bool = False,
 ) -> int:
     configure_engine_logging(settings, role=role)
-    if with_simulators:
-        log.info("simulators requested; none are wired into `pfi run` yet")
+    simulators = None
+    if with_simulators and role != "workers":
+        from pfi.simulators.demo import DemoSimulators
+
+        simulators = DemoSimulators(settings).start()
+    elif role == "workers":
+        from pfi.simulators.demo import apply_simulated_settings
+
+        if apply_simulated_settings(settings):
+            log.info(
+                "workers deliver to the DMP simulator at %s", settings.dmp and settings.dmp.url
+            )
     try:
         engine = Engine(settings, role=role, config_path=config_path)
     except ConfigError as exc:
         log.error("routes error:\n%s", "\n".join(f"  {p}" for p in exc.problems))
+        if simulators is not None:
+            simulators.stop()
         return 2
     except ValueError as exc:
         log.error("%s", exc)
+        if simulators is not None:
+            simulators.stop()
         return 2
     loop = asyncio.new_event_loop()
     try:
@@ -439,6 +453,8 @@ def run_engine(
         loop.run_until_complete(asyncio.sleep(0))
     finally:
         loop.close()  # unlike asyncio.run, does not wait for busy executor threads
+        if simulators is not None:
+            simulators.stop()
     time.sleep(0.05)  # idle executor threads exit on their own
     # A thread stuck in a blocking call (a database that never answers...) must not keep
     # the process alive past its drain: the outbox has everything that was ACKed.
