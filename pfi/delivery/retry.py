@@ -177,3 +177,16 @@ class RetryScheduler:
                 self.run_once()
             except Exception as exc:
                 log.warning("retry scheduler for %s: %s; will retry", self._topic.name, exc)
+
+
+def requeue(session: Session, row: Delivery, topic: Topic, now: datetime | None = None) -> None:
+    """Send a failed or dead-lettered delivery again (an operator's replay): back to
+    pending with its attempts reset, its request queued in the caller's transaction. The
+    stage skips a request whose row ended, so a replay must go through here."""
+    if row.status not in ("failed", "dead_letter", "pending"):
+        raise ValueError(f"delivery {row.id} is {row.status}: only failed or dead_letter go again")
+    row.status = "pending"
+    row.attempts = 0
+    row.next_attempt_at = None
+    row.updated_at = now or utcnow()
+    add_to_outbox(session, delivery_records(session, [row], topic))

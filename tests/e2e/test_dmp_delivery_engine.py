@@ -12,10 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from pfi.adapters.mllp import MllpClient
 from pfi.simulators.dmp import DmpSimulatorServer, SimulatorOptions
 from pfi.simulators.dmp.server import load_certificates
+from pfi.store import Database
+from pfi.store.models import Delivery
 from pfi.transforms.xds.xades import SIGNATURE_CLASS
 from tests.support.dmp_pki import TestPki, make_pki
 from tests.support.engine import REPO, EngineProcess
@@ -159,5 +162,13 @@ def test_kill_9_during_dmp_calls_then_restart_registers_every_document_once(
         per_document = Counter(e["setId"] for e in found)
         assert len(per_document) == count and set(per_document.values()) == {1}, found
         assert all(e["status"] == "Approved" for e in found)
+        db = Database(f"sqlite:///{engine.workdir / 'var' / 'pfi.db'}")
+        with db.reader() as session:
+            rows = session.scalars(select(Delivery)).all()
+            statuses = Counter(r.status for r in rows)
+            resumed = [r.id for r in rows if "earlier attempt" in str(r.request)]
+        db.dispose()
+        assert statuses == {"delivered": count}
+        assert resumed, "no call was in flight at the kill: the test proved nothing"
     finally:
         assert engine.stop() == 0

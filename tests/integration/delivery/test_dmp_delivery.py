@@ -13,7 +13,7 @@ from pfi.bus import codec
 from pfi.bus.topics import DEADLETTER
 from pfi.delivery.breaker import BreakerState
 from pfi.delivery.jobs import Request, plan_deliveries
-from pfi.delivery.retry import delivery_records
+from pfi.delivery.retry import delivery_records, requeue
 from pfi.simulators.dmp import DmpSimulatorServer
 from pfi.store.models import AuditEntry, DeadLetter, Delivery
 from pfi.transforms.xds.xades import SIGNATURE_CLASS
@@ -251,6 +251,15 @@ def test_dead_letter_after_max_attempts_in_table_and_topic(
     assert f"delivery {row.id}" in dead[0].error and "3 times" in dead[0].error
     assert driver.queued(topic=DEADLETTER)  # on the dead-letter topic too
     assert stats(sim)["requests"]["iti41"] == 3
+    # the replay path: the operator sends it again once the DMP is fine
+    httpx.post(f"{sim.url}/_sim/reset", timeout=5).raise_for_status()
+    with driver.db.transaction() as s:
+        dead_row = s.get(Delivery, row.id)
+        assert dead_row is not None
+        requeue(s, dead_row, driver.stage.input)
+    driver.run()
+    replayed = driver.row(vid)
+    assert replayed.status == "delivered" and replayed.attempts == 1
 
 
 def test_redelivered_request_after_a_completed_send_does_nothing(
