@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from pfi.config.dmp import DmpIdentitySettings, DmpSettings
 from pfi.config.model import Settings
-from pfi.simulators.dmp.server import DmpSimulatorServer
+from pfi.simulators.dmp.server import DEFAULT_PORT, DmpSimulatorServer
 from pfi.simulators.dmp.service import SimulatorOptions
 
 log = logging.getLogger(__name__)
@@ -89,16 +89,21 @@ def demo_seal(directory: Path) -> DemoSeal:
 class DemoSimulators:
     """The simulators `pfi run --with-simulators` starts, and the settings that use them."""
 
-    def __init__(self, settings: Settings, *, port: int = 0) -> None:
+    def __init__(self, settings: Settings, *, port: int = DEFAULT_PORT) -> None:
         self.seal = demo_seal(settings.engine.data_dir.resolve() / "simulators" / "pki")
         trusted = (x509.load_pem_x509_certificate(self.seal.certfile.read_bytes()),)
-        self.dmp = DmpSimulatorServer(
-            "127.0.0.1", port, options=SimulatorOptions(trusted_signers=trusted)
-        )
+        self._options = SimulatorOptions(trusted_signers=trusted)
+        self._port = port
+        self.dmp = DmpSimulatorServer("127.0.0.1", port, options=self._options)
         self._settings = settings
 
     def start(self) -> DemoSimulators:
-        self.dmp.start()
+        try:
+            self.dmp.start()
+        except (RuntimeError, SystemExit):  # the usual port is taken: any free one
+            log.warning("port %d is busy: the DMP simulator takes a free port", self._port)
+            self.dmp = DmpSimulatorServer("127.0.0.1", 0, options=self._options)
+            self.dmp.start()
         identity = self._settings.dmp.identity if self._settings.dmp else DEMO_IDENTITY
         dmp = DmpSettings(
             url=self.dmp.url,

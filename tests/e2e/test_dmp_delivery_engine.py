@@ -4,6 +4,7 @@ calls are in flight loses nothing and registers nothing twice."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -170,5 +171,36 @@ def test_kill_9_during_dmp_calls_then_restart_registers_every_document_once(
         db.dispose()
         assert statuses == {"delivered": count}
         assert resumed, "no call was in flight at the kill: the test proved nothing"
+    finally:
+        assert engine.stop() == 0
+
+
+def test_run_with_simulators_delivers_to_its_own_dmp_simulator_out_of_the_box(
+    tmp_path: Path,
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES, encoding="utf-8")
+    engine = EngineProcess(
+        tmp_path / "engine",
+        config={
+            "routing": {"routes_file": str(routes)},
+            "documents": {"loinc_dir": str(REPO / "config/loinc")},
+        },
+        args=("--with-simulators",),
+    )
+    engine.start()
+    try:
+        found = re.search(r"DMP simulator on (http://127\.0\.0\.1:\d+)", engine.logs())
+        assert found, engine.logs()[-3000:]
+        url = found.group(1)
+        qualify_patient(engine)
+        send(engine, [lab_oru(7)])
+
+        def held() -> list[dict[str, Any]]:
+            response = httpx.get(f"{url}/_sim/documents", params={"ins": INS}, timeout=5)
+            return [d for d in response.json() if d["classCode"] != SIGNATURE_CLASS.code]
+
+        assert wait_for(lambda: len(held()) == 1, 60), engine.logs()[-4000:]
+        assert (engine.workdir / "var/simulators/pki/demo-seal.pem").is_file()
     finally:
         assert engine.stop() == 0
