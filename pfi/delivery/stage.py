@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from pfi.bus.outbox import add_to_outbox
@@ -318,6 +319,16 @@ class DeliveryStage:
                 ):
                     result = self._send(plan.job)
                     self._write_outcome(item, plan.job, result)
+            except (OperationalError, TimeoutError) as exc:  # the store is out: retry later
+                log.warning("%s: delivery %s: store unreachable (%s)", self.name, item.request, exc)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    log.warning(
+                        "%s: delivery %s: store unreachable (%s)", self.name, item.request, exc
+                    )
+                else:
+                    log.exception("%s: delivery request %s failed", self.name, item.request)
+                    item.error = exc
             except Exception as exc:
                 log.exception("%s: delivery request %s failed", self.name, item.request)
                 item.error = exc
