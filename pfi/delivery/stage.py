@@ -212,6 +212,7 @@ class DeliveryStage:
             for item in items:
                 item.plan = None
                 item.done = False
+                item.error = None
 
     def _apply_plan(self, session: Session, item: _Item, plan: Plan, now: datetime) -> Plan:
         if plan.kind == "skip":
