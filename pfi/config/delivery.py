@@ -40,6 +40,11 @@ class DeliverySettings(Section):
     retry_poll_s: Annotated[float, Field(gt=0, le=600)] = Field(
         default=1.0, description="how often due failed deliveries are queued again"
     )
+    stale_after_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        default=900.0,
+        description="a pending or sending row untouched this long has its request queued "
+        "again (a request lost, a worker that died mid-call); 0: never",
+    )
     concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
         default=4, description="patients sent in parallel per destination topic"
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -81,17 +81,23 @@ def queue_due(
     *,
     limit: int = 200,
     skip_locked: bool = False,
+    stale_before: datetime | None = None,
 ) -> list[int]:
-    """Put due failed rows back to pending and queue their requests; their ids."""
+    """Put due failed rows back to pending and queue their requests; their ids.
+
+    With `stale_before`, also pending or sending rows untouched since then: their request
+    was lost (a topic nobody consumed when routing published it, a broker that lost it)
+    or a worker died mid-call without the request coming back. A second request for a
+    row is harmless: the stage plans by the row's status."""
+    due = (Delivery.status == "failed") & (Delivery.next_attempt_at <= now)
+    if stale_before is not None:
+        due = due | (
+            Delivery.status.in_(("pending", "sending")) & (Delivery.updated_at <= stale_before)
+        )
     query = (
         select(Delivery)
-        .where(
-            Delivery.status == "failed",
-            Delivery.destination.in_(list(destinations)),
-            Delivery.next_attempt_at.is_not(None),
-            Delivery.next_attempt_at <= now,
-        )
-        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .where(due, Delivery.destination.in_(list(destinations)))
+        .order_by(Delivery.id)
         .limit(limit)
     )
     if skip_locked:
@@ -100,7 +106,8 @@ def queue_due(
     if not rows:
         return []
     for row in rows:
-        row.status = "pending"
+        if row.status == "failed":
+            row.status = "pending"
         row.next_attempt_at = None
         row.updated_at = now
     add_to_outbox(session, delivery_records(session, rows, topic))
@@ -117,8 +124,10 @@ class RetryScheduler:
         destinations: frozenset[str],
         *,
         poll_s: float = 1.0,
+        stale_after_s: float | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._stale_after = timedelta(seconds=stale_after_s) if stale_after_s else None
         self._db = db
         self._topic = topic
         self._destinations = destinations
@@ -146,14 +155,16 @@ class RetryScheduler:
     def run_once(self) -> list[int]:
         """Queue what is due now (public for tests and the CLI)."""
         now = self._clock()
+        stale_before = now - self._stale_after if self._stale_after else None
+        condition = (Delivery.status == "failed") & (Delivery.next_attempt_at <= now)
+        if stale_before is not None:
+            condition = condition | (
+                Delivery.status.in_(("pending", "sending")) & (Delivery.updated_at <= stale_before)
+            )
         with self._db.reader() as session:
             due = session.scalar(
                 select(Delivery.id)
-                .where(
-                    Delivery.status == "failed",
-                    Delivery.destination.in_(list(self._destinations)),
-                    Delivery.next_attempt_at <= now,
-                )
+                .where(condition, Delivery.destination.in_(list(self._destinations)))
                 .limit(1)
             )
         if due is None:  # the common case takes no write lock (SQLite has one)
@@ -165,6 +176,7 @@ class RetryScheduler:
                 self._destinations,
                 now,
                 skip_locked=not self._db.is_sqlite,
+                stale_before=stale_before,
             )
         if ids:
             self.queued_total += len(ids)

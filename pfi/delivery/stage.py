@@ -126,7 +126,12 @@ class DeliveryStage:
         self._settled_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self.scheduler = RetryScheduler(
-            db, topic, frozenset(self._senders), poll_s=settings.retry_poll_s, clock=clock
+            db,
+            topic,
+            frozenset(self._senders),
+            poll_s=settings.retry_poll_s,
+            stale_after_s=settings.stale_after_s,
+            clock=clock,
         )
 
     @property

@@ -340,3 +340,21 @@ def with_uid(cda: bytes, uid: str) -> bytes:
 
 def driver_set_id(cda: bytes) -> str:
     return cda_ids(cda)[1]
+
+
+def test_pending_row_whose_request_was_lost_is_queued_again_when_stale(
+    make_driver: DriverFactory, sim: DmpSimulatorServer, clock: Clock
+) -> None:
+    driver = make_driver(stale_after_s=900)
+    vid = driver.route_cda(CR_BIO.read_bytes(), ins=TEST_INS)
+    lost = driver.queued()  # published to a topic nobody consumed: never handled
+    assert len(lost) == 1
+
+    clock.advance(600)
+    assert driver.stage.scheduler.run_once() == []  # not stale yet
+    clock.advance(600)
+    assert driver.stage.scheduler.run_once() == [driver.row(vid).id]
+    driver.run()
+
+    assert driver.row(vid).status == "delivered"
+    assert len(documents(sim)) == 1
