@@ -8,12 +8,12 @@ the topic and the ledger rows stay pending until a sender is configured).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pfi.bus.topics import DELIVER_DMP, DELIVER_MSS, Topic
 from pfi.config.delivery import DeliverySettings
 from pfi.delivery.sender import DeliverySender
-from pfi.delivery.stage import DeliveryStage
+from pfi.delivery.stage import DeliveryStage, OutcomeHook
 from pfi.store.db import Database
 
 #: The topic of each ledger destination (as routing publishes them).
@@ -25,7 +25,11 @@ TOPIC_OF_DESTINATION: dict[str, Topic] = {
 
 
 def delivery_stages(
-    senders: Iterable[DeliverySender], db: Database, settings: DeliverySettings
+    senders: Iterable[DeliverySender],
+    db: Database,
+    settings: DeliverySettings,
+    *,
+    on_outcome: Sequence[OutcomeHook] = (),
 ) -> list[DeliveryStage]:
     """One stage per topic that some sender serves, in topic order (dmp, then mss)."""
     by_topic: dict[str, tuple[Topic, list[DeliverySender]]] = {}
@@ -42,7 +46,7 @@ def delivery_stages(
             by_topic.setdefault(topic.name, (topic, []))[1].append(sender)
     order = [DELIVER_DMP.name, DELIVER_MSS.name]
     return [
-        DeliveryStage(topic, found, db, settings)
+        DeliveryStage(topic, found, db, settings, on_outcome=on_outcome)
         for name in sorted(by_topic, key=lambda n: order.index(n) if n in order else 99)
         for topic, found in [by_topic[name]]
     ]

@@ -62,8 +62,16 @@ from pfi.store.models import Delivery, utcnow
 
 log = logging.getLogger(__name__)
 
+#: Row statuses that end a delivery (the outcome hooks run for them).
+ENDED = frozenset({"delivered", "refused", "dead_letter"})
+
 DELIVERY_ACTOR = "pfi:delivery"
 Clock = Callable[[], datetime]
+#: Called in the transaction that ends a row (delivered, refused, dead_letter), with the
+#: row as written and the destination's answer (None when no call was made): what the
+#: HL7 acknowledgements back to the sender (ZAM, masking ORU) hook onto, so that what
+#: they queue commits with the outcome. An exception is logged, never fails the outcome.
+OutcomeHook = Callable[[Session, Delivery, "SendResult | None"], None]
 
 
 @dataclass
@@ -96,8 +104,10 @@ class DeliveryStage:
         *,
         clock: Clock = utcnow,
         rand: random.Random | None = None,
+        on_outcome: Sequence[OutcomeHook] = (),
     ) -> None:
         self.input = topic
+        self.on_outcome = list(on_outcome)
         self.name = f"delivery-{topic.name.rsplit('.', 1)[-1]}"
         self.max_batch = settings.max_batch
         self.settings = settings
@@ -244,6 +254,7 @@ class DeliveryStage:
             return plan
         if plan.kind == "close":
             self._close(session, row, plan, now)
+            self._run_hooks(session, row, None)
             item.done = True
             return plan
         if plan.kind == "wait":
@@ -442,6 +453,8 @@ class DeliveryStage:
                     seconds=self._backoff.delay_s(row.attempts, self._rand)
                 )
                 outcome = "failed_transient"
+            if row.status in ENDED:
+                self._run_hooks(session, row, result)
         item.done = True
         metrics.record_delivery(job.destination, job.document.document_type, outcome)
         if outcome == "delivered":
@@ -452,6 +465,16 @@ class DeliveryStage:
                 )
         if dead:
             log.error("%s: %s", self.name, dead)
+
+    def _run_hooks(self, session: Session, row: Delivery, result: SendResult | None) -> None:
+        for hook in self.on_outcome:
+            savepoint = session.begin_nested()
+            try:
+                hook(session, row, result)
+                savepoint.commit()
+            except Exception:
+                savepoint.rollback()
+                log.exception("%s: outcome hook %r failed for delivery %d", self.name, hook, row.id)
 
     def _give_up(self, ctx: StageContext, item: _Item, exc: BaseException) -> None:
         """A request `prepare` failed on for a reason of its own (a bug, bad data): the

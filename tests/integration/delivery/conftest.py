@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -10,7 +10,7 @@ import pytest
 from pfi.adapters.dmp.sender import DmpSender
 from pfi.bus.topics import DELIVER_DMP
 from pfi.config.delivery import DeliverySettings
-from pfi.delivery.stage import DeliveryStage
+from pfi.delivery.stage import DeliveryStage, OutcomeHook
 from pfi.simulators.dmp import DmpSimulatorServer, SimulatorOptions
 from pfi.simulators.dmp.server import load_certificates
 from pfi.store import Database
@@ -53,7 +53,10 @@ def make_driver(
     stages: list[DeliveryStage] = []
 
     def make(
-        url: str | None = None, read_timeout_s: float = 5.0, **delivery: object
+        url: str | None = None,
+        read_timeout_s: float = 5.0,
+        on_outcome: Sequence[OutcomeHook] = (),
+        **delivery: object,
     ) -> DeliveryDriver:
         values: dict[str, object] = {
             "max_attempts": 4,
@@ -78,6 +81,7 @@ def make_driver(
             DeliverySettings(**values),  # type: ignore[arg-type]
             clock=clock,
             rand=random.Random(7),
+            on_outcome=on_outcome,
         )
         stages.append(stage)
         return DeliveryDriver(db, stage, dmp_router(tmp_path))

@@ -8,12 +8,14 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from pfi.bus import codec
 from pfi.bus.topics import DEADLETTER
 from pfi.delivery.breaker import BreakerState
 from pfi.delivery.jobs import Request, plan_deliveries
 from pfi.delivery.retry import delivery_records, requeue
+from pfi.delivery.sender import SendResult
 from pfi.simulators.dmp import DmpSimulatorServer
 from pfi.store.models import AuditEntry, DeadLetter, Delivery
 from pfi.transforms.xds.xades import SIGNATURE_CLASS
@@ -358,3 +360,37 @@ def test_pending_row_whose_request_was_lost_is_queued_again_when_stale(
 
     assert driver.row(vid).status == "delivered"
     assert len(documents(sim)) == 1
+
+
+def test_outcome_hooks_run_with_the_ended_row_and_a_failing_hook_fails_nothing(
+    make_driver: DriverFactory, sim: DmpSimulatorServer
+) -> None:
+    seen: list[tuple[int, str, str]] = []
+
+    def record(session: Session, row: Delivery, result: SendResult | None) -> None:
+        seen.append((row.id, row.status, result.reason if result else ""))
+        session.add(
+            AuditEntry(
+                actor="test", action="hook.ran", target_type="delivery", target_id=str(row.id)
+            )
+        )
+
+    def broken(session: Session, row: Delivery, result: SendResult | None) -> None:
+        raise RuntimeError("a bug in an acknowledgement builder")
+
+    driver = make_driver(on_outcome=[broken, record])
+    accepted = driver.route_cda(CR_BIO.read_bytes(), ins=TEST_INS)
+    driver.run()
+    httpx.post(f"{sim.url}/_sim/patients/{TEST_INS}/close", timeout=5).raise_for_status()
+    refused = driver.route_cda(
+        with_uid(CR_BIO.read_bytes(), "1.2.250.1.999.77.99"), ins=TEST_INS, set_id="OTHER"
+    )
+    driver.run()
+
+    ok, no = driver.row(accepted), driver.row(refused)
+    assert (ok.status, no.status) == ("delivered", "refused")
+    assert seen[0] == (ok.id, "delivered", "")
+    assert seen[1][:2] == (no.id, "refused") and "XDSUnknownPatientId" in seen[1][2]
+    with driver.db.reader() as s:
+        ran = s.scalars(select(AuditEntry.target_id).where(AuditEntry.action == "hook.ran")).all()
+    assert sorted(ran) == sorted([str(ok.id), str(no.id)])  # committed with the outcome
