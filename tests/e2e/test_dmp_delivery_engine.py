@@ -204,3 +204,31 @@ def test_run_with_simulators_delivers_to_its_own_dmp_simulator_out_of_the_box(
         assert (engine.workdir / "var/simulators/pki/demo-seal.pem").is_file()
     finally:
         assert engine.stop() == 0
+
+
+def test_lab_correction_replaces_and_cancellation_deletes_the_dmp_entry(
+    tmp_path: Path, sim: DmpSimulatorServer, pki: TestPki
+) -> None:
+    oru_dir = REPO / "tests/fixtures/hl7/oru"
+    engine = engine_for(tmp_path, sim, pki)
+    engine.start()
+    try:
+        qualify_patient(engine)
+        send(engine, [ORU])
+        assert wait_for(lambda: len(entries(sim)) == 1, 60), engine.logs()[-4000:]
+        (first,) = entries(sim)
+
+        send(engine, [(oru_dir / "08_correction.hl7").read_bytes()])
+        assert wait_for(lambda: len(entries(sim)) == 2, 60), engine.logs()[-4000:]
+        by_version = {e["version"]: e for e in entries(sim)}
+        assert by_version["1"]["status"] == "Deprecated"
+        assert by_version["1"]["replacedBy"] == by_version["2"]["entryUUID"]
+        assert by_version["2"]["status"] == "Approved"
+        assert by_version["2"]["setId"] == first["setId"]
+
+        send(engine, [(oru_dir / "09_cancellation.hl7").read_bytes()])
+        assert wait_for(
+            lambda: {e["version"]: e["status"] for e in entries(sim)}.get("2") == "Deleted", 60
+        ), engine.logs()[-4000:]
+    finally:
+        assert engine.stop() == 0
