@@ -14,7 +14,8 @@ that no database lock is held during a call to the DMP (SQLite has one writer):
    one after the other, after the previous one's outcome is written;
 3. each outcome in its own short transaction: delivered (external id, delivered_at),
    refused (the destination's words, audited, never retried), or transient: failed
-   with attempts + 1 and next_attempt_at (exponential backoff with jitter), and after
+   with next_attempt_at (exponential backoff with jitter; the attempt was counted when
+   the row was marked sending, so a call the worker died in counts too), and after
    `delivery.max_attempts` a dead letter (table + topic, replayable).
 
 `handle` (inside the runner's transaction) only records that the request was dealt with;
@@ -272,7 +273,21 @@ class DeliveryStage:
             self._breaker_wait(row, breaker, now)
             item.done = True
             return Plan("wait", plan.delivery_id, "circuit open")
+        if row.status == "sending" and row.attempts >= self.settings.max_attempts:
+            # every attempt died with its process (a document that crashes the worker?)
+            self._dead_letter(
+                session,
+                item,
+                row,
+                f"delivery {row.id} ({row.operation} to {row.destination}): "
+                f"{row.attempts} attempts ended without an outcome (the worker stopped "
+                "during each call)",
+            )
+            self._run_hooks(session, row, None)
+            item.done = True
+            return Plan("skip", plan.delivery_id, "dead letter")
         row.status = "sending"
+        row.attempts = (row.attempts or 0) + 1  # counted before the call: a crash counts
         row.updated_at = now
         return plan
 
@@ -354,6 +369,7 @@ class DeliveryStage:
         with self._db.transaction() as session:
             row = session.get(Delivery, job.delivery_id)
             assert row is not None
+            row.attempts = max(0, (row.attempts or 0) - 1)  # marked sending, not called
             self._breaker_wait(row, breaker, self._clock())
         item.done = True
         metrics.record_delivery(job.destination, job.document.document_type, "failed_transient")
@@ -393,7 +409,7 @@ class DeliveryStage:
             row = session.get(Delivery, job.delivery_id)
             assert row is not None
             now = self._clock()
-            row.attempts = (row.attempts or 0) + 1
+            # attempts were counted when the row was marked sending
             row.updated_at = now
             if result.detail:
                 row.request = {**(row.request or {}), "result": _jsonable(result.detail)}
@@ -425,26 +441,13 @@ class DeliveryStage:
                 )
                 outcome = "refused"
             elif row.attempts >= self.settings.max_attempts:
-                row.status = "dead_letter"
-                row.last_error = result.reason[:10000]
-                row.next_attempt_at = None
                 dead = (
                     f"delivery {row.id} ({row.operation} {job.document.set_id} "
                     f"v{job.document.version} to {row.destination}) failed "
                     f"{row.attempts} times; last: {result.reason}"
                 )
-                ctx = StageContext(session)
-                dead_letter(ctx, self.name, item.record, "DeliveryAttemptsExhausted", dead)
-                add_to_outbox(session, ctx.outgoing)
-                record_audit(
-                    session,
-                    DELIVERY_ACTOR,
-                    "delivery.dead_letter",
-                    "delivery",
-                    row.id,
-                    reason=dead,
-                    details={"destination": row.destination, "attempts": row.attempts},
-                )
+                row.last_error = result.reason[:10000]
+                self._dead_letter(session, item, row, dead)
                 outcome = "dead_letter"
             else:
                 row.status = "failed"
@@ -465,6 +468,26 @@ class DeliveryStage:
                 )
         if dead:
             log.error("%s: %s", self.name, dead)
+
+    def _dead_letter(self, session: Session, item: _Item, row: Delivery, why: str) -> None:
+        """Retries exhausted: the row ends dead_letter, the request goes to the dead
+        letters (table + topic) for a replay (`pfi.delivery.retry.requeue`)."""
+        row.status = "dead_letter"
+        row.last_error = row.last_error or why[:10000]
+        row.next_attempt_at = None
+        row.updated_at = self._clock()
+        ctx = StageContext(session)
+        dead_letter(ctx, self.name, item.record, "DeliveryAttemptsExhausted", why)
+        add_to_outbox(session, ctx.outgoing)
+        record_audit(
+            session,
+            DELIVERY_ACTOR,
+            "delivery.dead_letter",
+            "delivery",
+            row.id,
+            reason=why,
+            details={"destination": row.destination, "attempts": row.attempts},
+        )
 
     def _run_hooks(self, session: Session, row: Delivery, result: SendResult | None) -> None:
         for hook in self.on_outcome:

@@ -394,3 +394,25 @@ def test_outcome_hooks_run_with_the_ended_row_and_a_failing_hook_fails_nothing(
     with driver.db.reader() as s:
         ran = s.scalars(select(AuditEntry.target_id).where(AuditEntry.action == "hook.ran")).all()
     assert sorted(ran) == sorted([str(ok.id), str(no.id)])  # committed with the outcome
+
+
+def test_attempts_that_all_died_with_the_worker_end_in_the_dead_letters_uncalled(
+    make_driver: DriverFactory, sim: DmpSimulatorServer
+) -> None:
+    """A document whose every send killed the worker (the row was marked sending each
+    time, the outcome never written) stops at max_attempts instead of looping."""
+    driver = make_driver(max_attempts=3)
+    vid = driver.route_cda(CR_BIO.read_bytes(), ins=TEST_INS)
+    records = driver.queued()
+    with driver.db.transaction() as s:
+        row = s.get(Delivery, driver.row(vid).id)
+        assert row is not None
+        row.status, row.attempts = "sending", 3
+
+    driver.run(records)
+
+    ended = driver.row(vid)
+    assert ended.status == "dead_letter" and "ended without an outcome" in (ended.last_error or "")
+    assert stats(sim)["requests"]["iti41"] == 0
+    with driver.db.reader() as s:
+        assert s.scalar(select(func.count()).select_from(DeadLetter)) == 1
