@@ -2,8 +2,9 @@
 
 For each delivery request the stage asks `plan_deliveries` what to do with its row, in a
 short transaction, and gets a `Plan`:
-- skip: the row already ended (delivered, refused, superseded, dead_letter, acknowledged)
-  or waits for an operator (held): a redelivered request does nothing;
+- skip: the row already ended (delivered, refused, superseded, acknowledged) or waits
+  for an operator (held): a redelivered request does nothing (a request for a
+  dead-lettered row is a replay: sent again);
 - supersede: a newer version of the document (or its withdrawal) has its own row for the
   same destination and recipient, and this one never left: the newer one goes instead;
 - wait: the row acts on an earlier delivery still on its way (a replacement whose
@@ -31,9 +32,11 @@ from pfi.delivery.sender import DeliveryJob, DocumentSnapshot, PatientSnapshot
 from pfi.store.models import Delivery, Document, DocumentVersion, Patient
 
 #: Statuses a delivery request finds its row in when there is nothing left to do.
-DONE = frozenset({"delivered", "refused", "superseded", "dead_letter", "acknowledged", "held"})
-#: Statuses of a row that is on its way (may be sent now).
-SENDABLE = frozenset({"pending", "failed", "sending"})
+DONE = frozenset({"delivered", "refused", "superseded", "acknowledged", "held"})
+#: Statuses of a row that is on its way (may be sent now). A request for a dead-lettered
+#: row is a replay: a new event (the stage's inbox drops a redelivered one), and nothing
+#: else publishes requests for such rows.
+SENDABLE = frozenset({"pending", "failed", "sending", "dead_letter"})
 #: Statuses of a delivery that reached its destination.
 REACHED = frozenset({"delivered", "acknowledged"})
 #: Statuses of an earlier delivery that may still reach its destination.
@@ -346,7 +349,9 @@ def _job(
         previous_external_id=prev.external_id if prev is not None else None,
         correlation_id=correlation_id,
         previous_detail=dict((prev.request or {}).get("result") or {}) if prev else {},
-        resumed=row.status == "sending",
+        # an attempt in flight when the worker died, or a replay after attempts that may
+        # have reached the destination (time-outs): "already there" means delivered
+        resumed=row.status in ("sending", "dead_letter"),
     )
 
 

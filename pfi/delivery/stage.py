@@ -286,6 +286,18 @@ class DeliveryStage:
             self._run_hooks(session, row, None)
             item.done = True
             return Plan("skip", plan.delivery_id, "dead letter")
+        if row.status == "dead_letter":  # a replay of the dead letter: attempts anew
+            log.info("delivery %d: replayed after %d attempts", row.id, row.attempts)
+            record_audit(
+                session,
+                DELIVERY_ACTOR,
+                "delivery.replay",
+                "delivery",
+                row.id,
+                reason="its request was published again (dead letter replayed)",
+                details={"destination": row.destination, "attempts_before": row.attempts},
+            )
+            row.attempts = 0
         row.status = "sending"
         row.attempts = (row.attempts or 0) + 1  # counted before the call: a crash counts
         row.updated_at = now

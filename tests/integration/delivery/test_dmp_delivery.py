@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pfi.bus import codec
-from pfi.bus.topics import DEADLETTER
+from pfi.bus.topics import DEADLETTER, topic_named
 from pfi.delivery.breaker import BreakerState
 from pfi.delivery.jobs import Request, plan_deliveries
 from pfi.delivery.retry import delivery_records, requeue
@@ -416,3 +416,32 @@ def test_attempts_that_all_died_with_the_worker_end_in_the_dead_letters_uncalled
     assert stats(sim)["requests"]["iti41"] == 0
     with driver.db.reader() as s:
         assert s.scalar(select(func.count()).select_from(DeadLetter)) == 1
+
+
+def test_dead_letter_replayed_as_a_new_event_sends_again_and_is_audited(
+    make_driver: DriverFactory, sim: DmpSimulatorServer, clock: Clock
+) -> None:
+    fail(sim, mode="http_500", count=2)
+    driver = make_driver(max_attempts=2, breaker_failures=100)
+    vid = driver.route_cda(CR_BIO.read_bytes(), ins=TEST_INS)
+    driver.run()
+    clock.advance(3600)
+    driver.stage.scheduler.run_once()
+    driver.run()
+    assert driver.row(vid).status == "dead_letter"
+    with driver.db.reader() as s:
+        dead = s.scalars(select(DeadLetter)).one()
+        key, value, topic = dead.key, dead.value, dead.topic
+
+    # what a replay of the dead letter does: its original record, published again
+    replay = record_of(10_000_000 + dead.id, key, value, topic_named(topic), 0)
+    driver.run([replay])
+
+    row = driver.row(vid)
+    assert row.status == "delivered" and row.attempts == 1
+    assert len(documents(sim)) == 1
+    with driver.db.reader() as s:
+        audit = s.scalars(select(AuditEntry.action).where(AuditEntry.target_id == str(row.id)))
+        assert "delivery.replay" in list(audit)
+    _, again = driver.run(redeliver([replay]))  # the same replay event again: nothing
+    assert again.skipped == 1 and stats(sim)["requests"]["iti41"] == 3
