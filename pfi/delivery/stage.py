@@ -94,7 +94,7 @@ class _Group:
 
 class DeliveryStage:
     """Consumes one delivery topic and sends through the senders registered for its
-    destinations. Name: `delivery-<topic suffix>` (delivery-dmp, delivery-mss)."""
+    destinations. Name: `delivery_<topic suffix>` (delivery_dmp, delivery_mss)."""
 
     def __init__(
         self,
@@ -109,7 +109,7 @@ class DeliveryStage:
     ) -> None:
         self.input = topic
         self.on_outcome = list(on_outcome)
-        self.name = f"delivery-{topic.name.rsplit('.', 1)[-1]}"
+        self.name = f"delivery_{topic.name.rsplit('.', 1)[-1]}"
         self.max_batch = settings.max_batch
         self.settings = settings
         self._db = db

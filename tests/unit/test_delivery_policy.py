@@ -82,10 +82,10 @@ def test_registry_consumes_only_the_topics_some_sender_serves(tmp_path: Path) ->
     only_dmp = delivery_stages([NullSender("dmp")], db, settings)
     both = delivery_stages([NullSender("mss_pro", "mss_patient"), NullSender("dmp")], db, settings)
 
-    assert [(s.name, s.input) for s in only_dmp] == [("delivery-dmp", DELIVER_DMP)]
+    assert [(s.name, s.input) for s in only_dmp] == [("delivery_dmp", DELIVER_DMP)]
     assert [(s.name, s.input, s.destinations) for s in both] == [
-        ("delivery-dmp", DELIVER_DMP, frozenset({"dmp"})),
-        ("delivery-mss", DELIVER_MSS, frozenset({"mss_pro", "mss_patient"})),
+        ("delivery_dmp", DELIVER_DMP, frozenset({"dmp"})),
+        ("delivery_mss", DELIVER_MSS, frozenset({"mss_pro", "mss_patient"})),
     ]
     with pytest.raises(ValueError, match="unknown destination"):
         delivery_stages([NullSender("fax")], db, settings)

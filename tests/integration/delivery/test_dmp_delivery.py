@@ -248,7 +248,7 @@ def test_dead_letter_after_max_attempts_in_table_and_topic(
     with driver.db.reader() as s:
         dead = s.scalars(select(DeadLetter)).all()
     assert [(d.stage, d.error_type) for d in dead] == [
-        ("delivery-dmp", "DeliveryAttemptsExhausted")
+        ("delivery_dmp", "DeliveryAttemptsExhausted")
     ]
     assert f"delivery {row.id}" in dead[0].error and "3 times" in dead[0].error
     assert driver.queued(topic=DEADLETTER)  # on the dead-letter topic too
