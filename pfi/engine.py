@@ -30,6 +30,7 @@ from typing import Literal
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from pfi.adapters.dmp.sender import DmpSender
 from pfi.adapters.mllp.server import MllpListener
 from pfi.bus.runtime import BrokerSupervisor, WorkerRuntime, topic_consumers
 from pfi.bus.stage import Stage
@@ -43,7 +44,10 @@ from pfi.bus.worker_process import (
 from pfi.config import ConfigError
 from pfi.config.model import Settings
 from pfi.console.app import create_app
+from pfi.delivery.hl7_replies import replies_on_outcome
 from pfi.delivery.hl7_sender import Hl7ReplySender, hl7_reply_sender
+from pfi.delivery.registry import delivery_stages
+from pfi.delivery.sender import DeliverySender
 from pfi.documents.stage import DocumentsStage
 from pfi.identity.stage import IdentityStage
 from pfi.inbound.config import InboundConfig
@@ -410,7 +414,24 @@ def build_stages(settings: Settings, db: Database, *, router: Router | None = No
     ]
     if router.routes.release_triggers:
         stages.append(HoldReleaseStage(router))
+    stages.extend(
+        delivery_stages(
+            delivery_senders(settings),
+            db,
+            settings.delivery,
+            on_outcome=replies_on_outcome(settings.outbound),
+        )
+    )
     return stages
+
+
+def delivery_senders(settings: Settings) -> list[DeliverySender]:
+    """The destination adapters of this configuration. A topic no sender serves is not
+    consumed (see `pfi.delivery.registry`): registering MSSanté is one line here."""
+    senders: list[DeliverySender] = []
+    if settings.dmp is not None:
+        senders.append(DmpSender(settings.dmp))
+    return senders
 
 
 def configure_engine_logging(settings: Settings, *, role: Role = "all") -> None:
@@ -435,15 +456,29 @@ def run_engine(
     with_simulators: bool = False,
 ) -> int:
     configure_engine_logging(settings, role=role)
-    if with_simulators:
-        log.info("simulators requested; none are wired into `pfi run` yet")
+    simulators = None
+    if with_simulators and role != "workers":
+        from pfi.simulators.demo import DemoSimulators
+
+        simulators = DemoSimulators(settings).start()
+    elif role == "workers":
+        from pfi.simulators.demo import apply_simulated_settings
+
+        if apply_simulated_settings(settings):
+            log.info(
+                "workers deliver to the DMP simulator at %s", settings.dmp and settings.dmp.url
+            )
     try:
         engine = Engine(settings, role=role, config_path=config_path)
     except ConfigError as exc:
         log.error("routes error:\n%s", "\n".join(f"  {p}" for p in exc.problems))
+        if simulators is not None:
+            simulators.stop()
         return 2
     except ValueError as exc:
         log.error("%s", exc)
+        if simulators is not None:
+            simulators.stop()
         return 2
     loop = asyncio.new_event_loop()
     try:
@@ -453,6 +488,8 @@ def run_engine(
         loop.run_until_complete(asyncio.sleep(0))
     finally:
         loop.close()  # unlike asyncio.run, does not wait for busy executor threads
+        if simulators is not None:
+            simulators.stop()
     time.sleep(0.05)  # idle executor threads exit on their own
     # A thread stuck in a blocking call (a database that never answers...) must not keep
     # the process alive past its drain: the outbox has everything that was ACKed.

@@ -199,6 +199,8 @@ class WorkerRuntime:
                 on_batch=self._on_batch,
                 on_record=self._on_record,
                 max_transaction_s=budget,
+                # a stage doing network I/O per record (delivery) takes smaller polls
+                max_batch=getattr(stage, "max_batch", 500),
             )
             runner.start()
             self.runners.append(runner)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pfi.config.base import Port, Section
+from pfi.config.delivery import DeliverySettings
 from pfi.config.dmp import DmpSettings
 from pfi.config.documents import DocumentsSettings
 from pfi.config.mssante import MssanteSettings
@@ -184,6 +185,7 @@ class Settings(Section):
     routing: RoutingSettings = RoutingSettings()
     outbound: OutboundSettings = OutboundSettings()
     documents: DocumentsSettings = DocumentsSettings()
+    delivery: DeliverySettings = DeliverySettings()
 
     @model_validator(mode="after")
     def _observed_sources_exist(self) -> Settings:

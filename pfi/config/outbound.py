@@ -122,6 +122,11 @@ class OutboundSettings(Section):
                 )
         return self
 
+    @property
+    def configured(self) -> bool:
+        """Whether any reply can be owed: without an endpoint nothing is queued or sent."""
+        return bool(self.business_acks) or self.masking_oru is not None
+
     def reply_endpoint(
         self, *, source: str, sending_application: str, sending_facility: str
     ) -> ReplyEndpoint | None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +36,10 @@ from sqlalchemy.orm import Session
 from pfi.config.outbound import OutboundSettings
 from pfi.routes.acks import OutboundHl7, dmp_business_ack, masking_report, mss_business_ack
 from pfi.store.models import Delivery, OutboundMessage, utcnow
+
+if TYPE_CHECKING:
+    from pfi.delivery.sender import SendResult
+    from pfi.delivery.stage import OutcomeHook
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,19 @@ def enqueue_replies(
         if oru is not None:
             queued += _insert(session, *oru, delivery_id=row.id)
     return queued
+
+
+def replies_on_outcome(outbound: OutboundSettings) -> list[OutcomeHook]:
+    """The delivery stages' outcome hook queuing what is owed, in the transaction that
+    ends the delivery (so the reply and the outcome commit together); none when
+    `outbound:` names no endpoint."""
+    if not outbound.configured:
+        return []
+
+    def queue_replies(session: Session, row: Delivery, result: SendResult | None) -> None:
+        enqueue_replies(session, row.id, outbound)
+
+    return [queue_replies]
 
 
 def _zam(

@@ -309,6 +309,6 @@ class Hl7ReplySender:
 def hl7_reply_sender(outbound: OutboundSettings, db: Database) -> Hl7ReplySender | None:
     """The engine's sender, or None when `outbound:` configures no endpoint (nothing can
     be queued then)."""
-    if not outbound.business_acks and outbound.masking_oru is None:
+    if not outbound.configured:
         return None
     return Hl7ReplySender(db, outbound.retry)

@@ -97,6 +97,12 @@ class DeliveryJob:
     #: previous Message-ID), when there is one
     previous_external_id: str | None = None
     correlation_id: str | None = None
+    #: what the destination answered for that previous delivery (its SendResult.detail,
+    #: kept in deliveries.request["result"]): e.g. the DMP entry's metadata and version
+    previous_detail: dict[str, Any] = field(default_factory=dict)
+    #: the previous attempt was in flight when the engine stopped: the destination may
+    #: already hold this delivery, so an "already there" answer means delivered
+    resumed: bool = False
 
 
 class DeliverySender(Protocol):

@@ -206,6 +206,13 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         buckets=END_TO_END_BUCKETS,
     ),
     _spec(
+        "pfi_delivery_breaker_open",
+        "gauge",
+        "1 while the circuit breaker of a destination is open (calls stopped for its "
+        "cool-down after consecutive transient failures), else 0.",
+        ("destination",),
+    ),
+    _spec(
         "pfi_holds_open",
         "gauge",
         "Document deliveries currently held, by hold reason.",

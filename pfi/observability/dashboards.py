@@ -363,6 +363,17 @@ def deliveries_dashboard() -> Json:
         ),
         _timeseries(
             lay,
+            "Circuit breakers open",
+            [
+                Query(
+                    f"max by (destination) (pfi_delivery_breaker_open{{{dest}}})", "{{destination}}"
+                )
+            ],
+            description="1 while a destination's breaker stops the calls after consecutive "
+            "transient failures (docs/delivery.md); rows wait as failed until it closes.",
+        ),
+        _timeseries(
+            lay,
             "CR-BIO delivered to the DMP vs lab results accepted (per hour)",
             [
                 Query(

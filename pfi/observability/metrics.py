@@ -88,6 +88,7 @@ __all__ = [
     "set_certificate_expiry",
     "set_consumer_lag",
     "set_database_up",
+    "set_delivery_breaker",
     "time_stage",
 ]
 
@@ -111,6 +112,7 @@ class EngineMetrics:
         self.inbound_mails = _counter(registry, "pfi_inbound_mails_total")
         self.inbound_documents = _counter(registry, "pfi_inbound_documents_total")
         self.outbound_hl7 = _counter(registry, "pfi_outbound_hl7_messages_total")
+        self.delivery_breaker = _gauge(registry, "pfi_delivery_breaker_open")
         self.certificate_expiry = _gauge(
             registry, "pfi_client_certificate_expiry_timestamp_seconds"
         )
@@ -226,6 +228,10 @@ class EngineMetrics:
     def record_inbound_document(self, outcome: str) -> None:
         """A received document's outcome: integrated, ko, rejected or retry."""
         self.inbound_documents.labels(member_label(outcome, INBOUND_OUTCOMES)).inc()
+
+    def set_delivery_breaker(self, destination: str, is_open: bool) -> None:
+        """The circuit breaker of `destination` opened (True) or closed (False)."""
+        self.delivery_breaker.labels(snake_label(destination)).set(1 if is_open else 0)
 
     # --- health ---
 
@@ -377,6 +383,7 @@ record_inbound_mail = DEFAULT_METRICS.record_inbound_mail
 record_inbound_document = DEFAULT_METRICS.record_inbound_document
 record_outbound_hl7 = DEFAULT_METRICS.record_outbound_hl7
 observe_end_to_end_latency = DEFAULT_METRICS.observe_end_to_end_latency
+set_delivery_breaker = DEFAULT_METRICS.set_delivery_breaker
 set_certificate_expiry = DEFAULT_METRICS.set_certificate_expiry
 set_broker_up = DEFAULT_METRICS.set_broker_up
 set_database_up = DEFAULT_METRICS.set_database_up

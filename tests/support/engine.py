@@ -52,8 +52,13 @@ class EngineProcess:
     started: list[EngineProcess] = []  # noqa: RUF012 - process-wide registry on purpose
 
     def __init__(
-        self, workdir: Path, config: dict[str, Any] | None = None, env: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        config: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
+        self.args = args
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
@@ -97,7 +102,7 @@ class EngineProcess:
         started = time.monotonic()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pfi.cli", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "pfi.cli", "run", "--config", str(self.config_path), *self.args],
             cwd=self.workdir,
             env=self.env,
             stdout=log,

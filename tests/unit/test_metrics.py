@@ -165,6 +165,7 @@ def test_every_engine_metric_in_the_catalogue_is_exported_with_its_help(registry
     engine.observe_end_to_end_latency("dmp", 1.0)
     engine.record_inbound_mail()
     engine.record_inbound_document("integrated")
+    engine.set_delivery_breaker("dmp", True)
     engine.set_certificate_expiry("dmp_auth", 2e9)
     engine.set_broker_up(True)
     engine.set_database_up(True)

@@ -168,9 +168,13 @@ class DmpClient:
         *,
         masking: MaskingFlags,
         previous_version: int = 1,
+        context: SubmissionContext | None = None,
     ) -> DmpOutcome:
-        """ITI-57 (TD3.3a/b): new masking/visibility codes on a registered entry."""
-        ctx = self.context(masking=masking)
+        """ITI-57 (TD3.3a/b): new masking/visibility codes on a registered entry.
+
+        `context.entry_uuid` is the new metadata version's id (pass a stable one to
+        retry the same update)."""
+        ctx = context or self.context(masking=masking)
         try:
             prepared = prepare_masking_update(
                 current, masking, previous_version, ctx, self._signer, to=self.settings.registry_url
@@ -179,11 +183,17 @@ class DmpClient:
             return DmpOutcome(DmpOutcomeKind.REFUSED, f"not sent: {exc}")
         return self._send(self.settings.registry_url, prepared, version=previous_version + 1)
 
-    def delete(self, entry_uuid: str, patient_id: str) -> DmpOutcome:
+    def delete(
+        self, entry_uuid: str, patient_id: str, context: SubmissionContext | None = None
+    ) -> DmpOutcome:
         """ITI-57 (TD3.3c): availability status → urn:asip:ci-sis:2010:StatusType:Deleted."""
         try:
             prepared = prepare_deletion(
-                entry_uuid, patient_id, self.context(), self._signer, to=self.settings.registry_url
+                entry_uuid,
+                patient_id,
+                context or self.context(),
+                self._signer,
+                to=self.settings.registry_url,
             )
         except XdsError as exc:
             return DmpOutcome(DmpOutcomeKind.REFUSED, f"not sent: {exc}")

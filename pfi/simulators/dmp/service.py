@@ -221,8 +221,11 @@ class DmpService:
         signatures = [e for e in sub.entries if e.class_code.code == SIGNATURE_CLASS.code]
         documents = [e for e in sub.entries if e.class_code.code != SIGNATURE_CLASS.code]
         self._check_signature(ss, signatures, documents, received.documents)
-        self._check_associations(ss, sub, documents, signatures)
+        # A uniqueId already registered is answered as such before the associations are
+        # looked at: a resubmission of a replacement that went through must read
+        # "duplicate", not "RPLC target is not Approved" (its target is Deprecated now).
         self._check_duplicates(documents)
+        self._check_associations(ss, sub, documents, signatures)
         self._register(ss, sub, documents, signatures, received.documents)
 
     def _one_submission_set(self, sub: ParsedSubmission) -> SubmissionSet:

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pfi.adapters.dmp.sender import DmpSender
+from pfi.bus.topics import DELIVER_DMP
+from pfi.config.delivery import DeliverySettings
+from pfi.delivery.stage import DeliveryStage, OutcomeHook
+from pfi.simulators.dmp import DmpSimulatorServer, SimulatorOptions
+from pfi.simulators.dmp.server import load_certificates
+from pfi.store import Database
+from tests.support.delivery import Clock, DeliveryDriver, dmp_router
+from tests.support.dmp_fixtures import dmp_settings
+from tests.support.dmp_pki import TestPki, make_pki
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return make_pki(tmp_path_factory.mktemp("delivery-pki"))
+
+
+@pytest.fixture(scope="session")
+def simulator(pki: TestPki) -> Iterator[DmpSimulatorServer]:
+    options = SimulatorOptions(trusted_signers=load_certificates([pki.signing_cert]))
+    server = DmpSimulatorServer("127.0.0.1", 0, options=options).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def sim(simulator: DmpSimulatorServer) -> Iterator[DmpSimulatorServer]:
+    httpx.post(f"{simulator.url}/_sim/reset", timeout=5).raise_for_status()
+    yield simulator
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+DriverFactory = Callable[..., DeliveryDriver]
+
+
+@pytest.fixture()
+def make_driver(
+    db: Database, sim: DmpSimulatorServer, pki: TestPki, clock: Clock, tmp_path: Path
+) -> Iterator[DriverFactory]:
+    stages: list[DeliveryStage] = []
+
+    def make(
+        url: str | None = None,
+        read_timeout_s: float = 5.0,
+        on_outcome: Sequence[OutcomeHook] = (),
+        **delivery: object,
+    ) -> DeliveryDriver:
+        values: dict[str, object] = {
+            "max_attempts": 4,
+            "backoff_base_s": 10.0,
+            "backoff_max_s": 300.0,
+            "breaker_failures": 3,
+            "breaker_cooldown_s": 60.0,
+            "concurrency": 2,
+        }
+        values.update(delivery)
+        settings = dmp_settings(
+            url or sim.url,
+            pki.signing_cert,
+            pki.signing_key,
+            read_timeout_s=read_timeout_s,
+            connect_timeout_s=1.0,
+        )
+        stage = DeliveryStage(
+            DELIVER_DMP,
+            [DmpSender(settings)],
+            db,
+            DeliverySettings(**values),  # type: ignore[arg-type]
+            clock=clock,
+            rand=random.Random(7),
+            on_outcome=on_outcome,
+        )
+        stages.append(stage)
+        return DeliveryDriver(db, stage, dmp_router(tmp_path))
+
+    yield make
+    for stage in stages:
+        stage.close()
