@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pfi.cli import (
+    annuaire_cmds,
     config_cmds,
     documents_cmds,
     engine_cmds,
@@ -32,4 +33,5 @@ users_cmds.register(app)
 report_cmds.register(app)
 holds_cmds.register(app)
 documents_cmds.register(app)
+annuaire_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")
