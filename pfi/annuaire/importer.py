@@ -10,11 +10,13 @@ afterwards. A failed load marks its generation failed and leaves the active one 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.orm import Session
 
 from pfi.store import Database
 from pfi.store.ids import fast_insert
@@ -120,8 +122,8 @@ def _load(
 
     def flush() -> None:
         with db.transaction() as session:
-            fast_insert(session, AnnuaireProfessional.__table__, people)  # type: ignore[arg-type]
-            fast_insert(session, AnnuaireMailbox.__table__, boxes)  # type: ignore[arg-type]
+            _insert(session, AnnuaireProfessional.__table__, people)  # type: ignore[arg-type]
+            _insert(session, AnnuaireMailbox.__table__, boxes)  # type: ignore[arg-type]
         people.clear()
         boxes.clear()
         if progress is not None:
@@ -173,6 +175,29 @@ def _load(
     flush()
 
 
+def _insert(session: Session, table: Table, rows: list[dict[str, object]]) -> None:
+    """One executemany (SQLite), or one COPY (PostgreSQL: several times faster than
+    psycopg's executemany for hundreds of thousands of rows)."""
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        fast_insert(session, table, rows)
+        return
+    columns = list(rows[0])
+    json_columns = {c for c in columns if c == "details"}
+    raw = conn.connection.driver_connection
+    names = ", ".join(f'"{c}"' for c in columns)
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c]
+                    for c in columns
+                ]
+            )
+
+
 def _mailbox_row(gen: int, national_id: str, box: MssMailbox) -> dict[str, object]:
     details: dict[str, object] = {}
     if box.address_lines:
@@ -221,6 +246,10 @@ def _drop_inactive_generations(db: Database, batch: int = 5_000) -> None:
                     select(func.min(table.id), func.max(table.id)).where(table.import_id == gen)
                 ).one()
             if low is None:
+                continue
+            if db.url.startswith("postgresql"):  # MVCC: one statement blocks no reader
+                with db.transaction() as session:
+                    session.execute(delete(table).where(table.import_id == gen))
                 continue
             for start in range(low, high + 1, batch):
                 with db.transaction() as session:

@@ -118,6 +118,21 @@ class MssTemplates(Section):
     )
 
 
+class MssRecipientSettings(Section):
+    """How a report's prescriber and copy recipients named by RPPS (a CR-BIO PFI built
+    from a plain ORU) get their MSSanté address from the imported annuaire."""
+
+    resolve_from_annuaire: bool = Field(
+        default=True,
+        description="look the prescriber's and copies' RPPS up in the imported annuaire",
+    )
+    several_mailboxes: Literal["personal", "all"] = Field(
+        default="personal",
+        description="a professional with several mailboxes: 'personal' sends to their first "
+        "personal (PER) mailbox, else their first one; 'all' sends to every one",
+    )
+
+
 class MssanteSettings(Section):
     """The `mssante:` section of pfi.yaml."""
 
@@ -131,6 +146,7 @@ class MssanteSettings(Section):
     smtp: MssSmtpSettings = MssSmtpSettings()
     imap: MssImapSettings = MssImapSettings()
     templates: MssTemplates = MssTemplates()
+    recipients: MssRecipientSettings = MssRecipientSettings()
 
     _address = field_validator("application_mailbox")(_check_address)
 

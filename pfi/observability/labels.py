@@ -41,6 +41,12 @@ VERSION_KINDS: Final = frozenset({"initial", "replacement", "deletion"})
 DELIVERY_OUTCOMES: Final = frozenset(
     {"delivered", "refused", "failed_transient", "dead_letter", "held"}
 )
+MSS_RECIPIENT_ROLES: Final = frozenset({"prescriber", "copy", "attending"})
+MSS_RECIPIENT_OUTCOMES: Final = frozenset({"resolved", "unresolved"})
+MSS_REPORT_KINDS: Final = frozenset({"dsn", "mdn", "error_mail", "opposition", "other"})
+MSS_REPORT_OUTCOMES: Final = frozenset(
+    {"refused", "delivered", "acknowledged", "unchanged", "unmatched", "ignored"}
+)
 VALIDATION_CHECKS: Final = frozenset({"xsd", "schematron", "pdf", "other"})
 
 

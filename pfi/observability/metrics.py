@@ -38,6 +38,10 @@ from pfi import __version__
 from pfi.observability.catalogue import MetricSpec, exported_sample_names, spec
 from pfi.observability.labels import (
     DELIVERY_OUTCOMES,
+    MSS_RECIPIENT_OUTCOMES,
+    MSS_RECIPIENT_ROLES,
+    MSS_REPORT_KINDS,
+    MSS_REPORT_OUTCOMES,
     OTHER,
     VALIDATION_CHECKS,
     VERSION_KINDS,
@@ -75,6 +79,8 @@ __all__ = [
     "record_document_invalid",
     "record_message_acknowledged",
     "record_message_received",
+    "record_mss_recipient",
+    "record_mss_report",
     "record_unmapped_loinc",
     "register_store_gauges",
     "render_latest",
@@ -101,6 +107,8 @@ class EngineMetrics:
         self.documents_invalid = _counter(registry, "pfi_documents_invalid_total")
         self.unmapped_loinc = _counter(registry, "pfi_unmapped_loinc_occurrences_total")
         self.deliveries = _counter(registry, "pfi_deliveries_total")
+        self.mss_recipients = _counter(registry, "pfi_mss_recipients_total")
+        self.mss_reports = _counter(registry, "pfi_mss_reports_total")
         self.end_to_end = _histogram(registry, "pfi_end_to_end_duration_seconds")
         self.certificate_expiry = _gauge(
             registry, "pfi_client_certificate_expiry_timestamp_seconds"
@@ -196,6 +204,19 @@ class EngineMetrics:
             snake_label(destination),
             document_type_label(document_type),
             member_label(outcome, DELIVERY_OUTCOMES),
+        ).inc()
+
+    def record_mss_recipient(self, role: str, outcome: str) -> None:
+        """A professional named by RPPS: resolved from the annuaire, or unresolved."""
+        self.mss_recipients.labels(
+            member_label(role, MSS_RECIPIENT_ROLES), member_label(outcome, MSS_RECIPIENT_OUTCOMES)
+        ).inc()
+
+    def record_mss_report(self, kind: str, outcome: str) -> None:
+        """A DSN / MDN / error mail / auto-reply read back, and what it did to the ledger."""
+        self.mss_reports.labels(
+            member_label(kind.replace("-", "_"), MSS_REPORT_KINDS),
+            member_label(outcome, MSS_REPORT_OUTCOMES),
         ).inc()
 
     def observe_end_to_end_latency(self, destination: str, seconds: float) -> None:
@@ -348,6 +369,8 @@ record_document_built = DEFAULT_METRICS.record_document_built
 record_document_invalid = DEFAULT_METRICS.record_document_invalid
 record_unmapped_loinc = DEFAULT_METRICS.record_unmapped_loinc
 record_delivery = DEFAULT_METRICS.record_delivery
+record_mss_recipient = DEFAULT_METRICS.record_mss_recipient
+record_mss_report = DEFAULT_METRICS.record_mss_report
 observe_end_to_end_latency = DEFAULT_METRICS.observe_end_to_end_latency
 set_certificate_expiry = DEFAULT_METRICS.set_certificate_expiry
 set_broker_up = DEFAULT_METRICS.set_broker_up
