@@ -133,6 +133,21 @@ class MssRecipientSettings(Section):
     )
 
 
+class MssXdmSettings(Section):
+    """The XDS metadata of IHE_XDM.zip (METADATA.XML): who submits, and the default
+    contentTypeCode (TRE_R209) when the document says none."""
+
+    source_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",
+        description="XDSSubmissionSet.sourceId, the OID of this PFI; dmp.identity.source_id "
+        "when empty",
+    )
+    content_type_code: str = "07"
+    content_type_system: str = "1.2.250.1.213.2.2"
+    content_type_display: str = "Consultation Soins Externes"
+
+
 class MssanteSettings(Section):
     """The `mssante:` section of pfi.yaml."""
 
@@ -147,6 +162,7 @@ class MssanteSettings(Section):
     imap: MssImapSettings = MssImapSettings()
     templates: MssTemplates = MssTemplates()
     recipients: MssRecipientSettings = MssRecipientSettings()
+    xdm: MssXdmSettings = MssXdmSettings()
 
     _address = field_validator("application_mailbox")(_check_address)
 
