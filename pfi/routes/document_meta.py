@@ -259,7 +259,10 @@ class DocumentMeta:
                 _text(w, f"meta.warnings[{i}]")
                 for i, w in enumerate(_list(data.get("warnings", []), "meta.warnings"))
             ),
-            to_resolve=tuple(to_resolve),
+            # a person the message already gives an address for needs no look-up
+            to_resolve=tuple(
+                p for p in to_resolve if p.id not in {r.id for r in recipients if r.id}
+            ),
         )
 
     # -- writing (the same keys; the documents stage's VersionMeta writes them too) ----
