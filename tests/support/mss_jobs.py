@@ -92,8 +92,9 @@ def patient_job(**options: Any) -> DeliveryJob:
     return job(PATIENT_ADDRESS, destination="mss_patient", **options)
 
 
-def mss_settings(**smtp: Any) -> MssanteSettings:
+def mss_settings(imap: dict[str, Any] | None = None, **smtp: Any) -> MssanteSettings:
     return MssanteSettings(
+        imap=imap or {},
         enabled=True,
         application_mailbox=APP,
         application_display_name="PFI Hôpital",

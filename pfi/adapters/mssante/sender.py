@@ -23,6 +23,7 @@ collapses them, and a DSN of either attempt finds the row.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,10 +60,20 @@ class MssSenderConfigError(ValueError):
     """The mssante section lacks what sending needs (names the key)."""
 
 
+_OUR_MESSAGE_ID = re.compile(r"^<pfi\.(\d+)\.(\d+)\.[0-9a-f]{12}@[^<>@\s]+>$")
+
+
 def message_id_for(job: DeliveryJob, domain: str) -> str:
     """The Message-ID of a delivery: the same for every attempt of the same row."""
     digest = hashlib.sha256(job.document.document_uid.encode()).hexdigest()[:12]
     return f"<pfi.{job.delivery_id}.{job.revision}.{digest}@{domain}>"
+
+
+def delivery_id_from_message_id(message_id: str) -> int | None:
+    """The delivery a Message-ID of ours names (a report may come back before the
+    delivery stage recorded the Message-ID as the row's external_id)."""
+    match = _OUR_MESSAGE_ID.match(message_id.strip())
+    return int(match.group(1)) if match else None
 
 
 class MssDeliverySender:
