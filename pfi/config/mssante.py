@@ -131,6 +131,11 @@ class MssRecipientSettings(Section):
         description="a professional with several mailboxes: 'personal' sends to their first "
         "personal (PER) mailbox, else their first one; 'all' sends to every one",
     )
+    attending: bool = Field(
+        default=False,
+        description="also mail the reports PFI builds to the patient's attending physician "
+        "(médecin traitant, ADT ROL ODRP) as a copy recipient",
+    )
 
 
 class MssXdmSettings(Section):

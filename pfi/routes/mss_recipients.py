@@ -11,6 +11,8 @@ Rules:
 - one mailbox: that one;
 - several: `mssante.recipients.several_mailboxes`: "personal" (default) takes the first
   personal (PER) mailbox, else the first one of any kind; "all" takes every one;
+- the patient's attending physician (médecin traitant, ADT ROL ODRP) is added as a copy
+  recipient when `mssante.recipients.attending` is on;
 - none (unknown RPPS, no mailbox, no annuaire imported, resolution off): the
   professional is kept as unresolved, which routing records as a refused mss_pro row
   with the reason plus a warning, and counts in pfi_mss_recipients_total.
@@ -18,15 +20,16 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from pfi.annuaire.lookup import AnnuaireMailboxRow, active_import_id, find_professional
 from pfi.config.mssante import MssRecipientSettings
-from pfi.routes.document_meta import DocumentMeta, MetaPerson
-from pfi.routes.inputs import Recipient, UnresolvedRecipient
+from pfi.routes.document_meta import WAY_BUILT, DocumentMeta, MetaPerson
+from pfi.routes.inputs import Recipient, RecipientRole, UnresolvedRecipient
 from pfi.routes.model import PATIENT_MAIL_DOMAIN
 
 if TYPE_CHECKING:  # the metrics module registers its metrics when imported: not before
@@ -63,18 +66,48 @@ class AnnuaireRecipientResolver:
             self._metrics = DEFAULT_METRICS
         return self._metrics
 
-    def resolve(self, session: Session, meta: DocumentMeta) -> ResolvedRecipients:
-        if not meta.to_resolve:
+    def people_to_resolve(
+        self, meta: DocumentMeta, attending: Mapping[str, Any] | None
+    ) -> tuple[MetaPerson, ...]:
+        """The built report's prescriber and copies, plus the patient's attending
+        physician (ROL ODRP) as a copy when `recipients.attending` is on."""
+        people = list(meta.to_resolve)
+        if self.settings.attending and meta.way == WAY_BUILT and attending:
+            person_id = str(attending.get("id") or "").strip()
+            known = {p.id for p in people} | {r.id for r in meta.recipients if r.id}
+            if person_id and person_id not in known:
+                name = " ".join(
+                    str(attending.get(k) or "").strip() for k in ("given_name", "family_name")
+                ).strip()
+                people.append(
+                    MetaPerson(
+                        RecipientRole.COPY,
+                        person_id,
+                        str(attending.get("id_type") or ""),
+                        f"{name} (médecin traitant)".strip(),
+                    )
+                )
+        return tuple(people)
+
+    def resolve(
+        self,
+        session: Session,
+        meta: DocumentMeta,
+        people: tuple[MetaPerson, ...] | None = None,
+    ) -> ResolvedRecipients:
+        """Addresses of `people` (default: `meta.to_resolve`)."""
+        people = meta.to_resolve if people is None else people
+        if not people:
             return ResolvedRecipients()
         if not self.settings.resolve_from_annuaire:
-            return self._count(unresolved_all(meta.to_resolve, RESOLUTION_OFF))
+            return self._count(unresolved_all(people, RESOLUTION_OFF))
         generation = active_import_id(session)
         if generation is None:
-            return self._count(unresolved_all(meta.to_resolve, NO_ANNUAIRE))
+            return self._count(unresolved_all(people, NO_ANNUAIRE))
         recipients: list[Recipient] = []
         unresolved: list[UnresolvedRecipient] = []
         notes: list[str] = []
-        for person in meta.to_resolve:
+        for person in people:
             found = find_professional(session, person.id, import_id=generation)
             name = person.name or (found.display_name if found else "")
             if found is None:

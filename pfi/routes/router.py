@@ -137,12 +137,17 @@ class Router:
         self.routes = routes
         self.recipients = recipients
 
-    def _resolve(self, session: Session, meta: DocumentMeta) -> ResolvedRecipients:
-        if not meta.to_resolve:
-            return ResolvedRecipients()
+    def _resolve(
+        self, session: Session, meta: DocumentMeta, patient: Patient | None
+    ) -> ResolvedRecipients:
         if self.recipients is None:
+            if not meta.to_resolve:
+                return ResolvedRecipients()
             return unresolved_all(meta.to_resolve, RESOLUTION_OFF)
-        return self.recipients.resolve(session, meta)
+        people = self.recipients.people_to_resolve(
+            meta, patient.attending if patient is not None else None
+        )
+        return self.recipients.resolve(session, meta, people)
 
     # -- first routing (the stage) -------------------------------------------------
 
@@ -206,7 +211,7 @@ class Router:
             if first_version
             else self._carried_acts(session, document.id, version.version)
         )
-        resolved = self._resolve(session, meta)
+        resolved = self._resolve(session, meta, patient)
         routing_input = RoutingInput(
             source=document.source,
             document_kind=_document_kind(document.document_type),

@@ -72,7 +72,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         routes_file.write_text(ROUTES, encoding="utf-8")
         settings = engine_settings(tmp, url)
         settings.routing.routes_file = routes_file
-        settings.mssante = MssanteSettings()
+        settings.mssante = MssanteSettings(recipients={"attending": True})
         config_file = tmp / "pfi.yaml"
         config_file.write_text(
             f"database: {{url: '{url}'}}\nrouting: {{routes_file: '{routes_file}'}}\n",
@@ -163,6 +163,20 @@ def test_resolved_addresses_are_kept_when_the_document_is_decided_again(env: Env
     assert [k for k in rows if k.startswith("mss_pro:")] == [
         "mss_pro:gregory.house@medecin.mssante.fr"
     ]
+
+
+def test_the_patients_attending_physician_gets_a_copy_when_configured(env: Env) -> None:
+    rol = f"ROL|1|UC|ODRP|{CUDDY}^CUDDY^Lisa^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^RPPS\r"
+    env.adt("RR-D1", "IPP-RRD", ins=ins(44), status="VALI", extra_segments=rol)
+    pid = env.patient_id("IPP-RRD", qualified=True)
+    vid = env.document(
+        patient_id=pid, set_id="RR-LAB-4", meta=built_meta(MetaPerson("prescriber", HOUSE))
+    )
+    rows = env.ledger(vid)
+    copy = rows["mss_pro:l.cuddy@ch-x.mssante.fr"]
+    assert copy.status == "pending"
+    assert copy.request is not None and copy.request["role"] == "copy"
+    assert rows["mss_pro:gregory.house@medecin.mssante.fr"].status == "pending"
 
 
 def test_several_mailboxes_all_sends_to_each_and_no_annuaire_is_a_reason(db: Database) -> None:
