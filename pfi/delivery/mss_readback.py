@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from pfi.adapters.mssante.imap import FetchedMail, MssImapPoller
 from pfi.adapters.mssante.sender import delivery_id_from_message_id
+from pfi.config import Settings
 from pfi.config.mssante import MssanteSettings
 from pfi.console.audit import record_audit
 from pfi.store import Database
@@ -383,3 +384,13 @@ class MssReadbackRunner:
             self.polls += 1
             self._wake.wait(self.interval_s)
             self._wake.clear()
+
+
+def readback_runner_of(
+    db: Database, settings: Settings, *, on_outcome: OnOutcome = no_reply_hook
+) -> MssReadbackRunner | None:
+    """The readback `pfi.yaml` asks for: None without an enabled mssante section."""
+    mss = settings.mssante
+    if mss is None or not mss.enabled:
+        return None
+    return MssReadbackRunner(db, mss, on_outcome=on_outcome)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pfi.adapters.mssante.smtp import MssSmtpSender, OutcomeKind
+from pfi.config import Settings
 from pfi.config.mssante import MssanteSettings
 from pfi.delivery.sender import DeliveryJob, SendResult
 from pfi.transforms.mssante.action import DocumentAction
@@ -206,6 +207,17 @@ class MssDeliverySender:
             patient_domain=self.settings.patient_domain,
         )
         return message_id, message
+
+
+def mss_sender_of(settings: Settings) -> MssDeliverySender | None:
+    """The MSSanté sender `pfi.yaml` asks for (None without an enabled mssante section);
+    the XDS sourceId falls back to the DMP's."""
+    mss = settings.mssante
+    if mss is None or not mss.enabled:
+        return None
+    return MssDeliverySender(
+        mss, source_id=settings.dmp.identity.source_id if settings.dmp is not None else None
+    )
 
 
 def _flag(request: dict[str, Any], name: str, default: bool) -> bool:

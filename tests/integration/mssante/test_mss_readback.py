@@ -15,8 +15,14 @@ from sqlalchemy.orm import Session
 
 from pfi.adapters.mssante.imap import MssImapPoller
 from pfi.adapters.mssante.sender import MssDeliverySender
+from pfi.config import Settings
 from pfi.config.mssante import MssanteSettings
-from pfi.delivery.mss_readback import MssReadback, MssReadbackRunner, poll_once
+from pfi.delivery.mss_readback import (
+    MssReadback,
+    MssReadbackRunner,
+    poll_once,
+    readback_runner_of,
+)
 from pfi.delivery.sender import DeliveryJob, SendStatus
 from pfi.simulators.mssante import MssSimulator
 from pfi.store import Database
@@ -251,3 +257,12 @@ def test_runner_polls_periodically_until_stopped(db, mss, world):
         runner.stop()
     assert ledger.get(rid).status == "refused"
     assert runner.polls >= 1 and runner.tally.refused == 1
+
+
+def test_the_engine_gets_a_readback_only_for_an_enabled_mssante_section(db, mss):
+    settings = Settings()
+    assert readback_runner_of(db, settings) is None
+    settings.mssante = settings_for(mss)
+    runner = readback_runner_of(db, settings)
+    assert runner is not None and runner.interval_s == settings.mssante.imap.poll_interval_s
+    runner.stop()

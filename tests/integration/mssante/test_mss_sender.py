@@ -13,7 +13,8 @@ from email import message_from_bytes, policy
 import httpx
 import pytest
 
-from pfi.adapters.mssante.sender import MssDeliverySender, MssSenderConfigError
+from pfi.adapters.mssante.sender import MssDeliverySender, MssSenderConfigError, mss_sender_of
+from pfi.config import Settings
 from pfi.config.mssante import MssanteSettings
 from pfi.delivery.sender import DeliverySender, SendStatus
 from pfi.simulators.mssante import MssSimulator, SimulatorTls
@@ -182,3 +183,14 @@ def test_a_sender_without_an_xds_source_id_is_a_configuration_error():
     with pytest.raises(MssSenderConfigError, match=r"mssante\.xdm\.source_id"):
         MssDeliverySender(MssanteSettings())
     assert MssDeliverySender(MssanteSettings(), source_id="1.2.3").source_id == "1.2.3"
+
+
+def test_the_engine_gets_a_sender_only_for_an_enabled_mssante_section():
+    settings = Settings()
+    assert mss_sender_of(settings) is None
+    settings.mssante = MssanteSettings(enabled=False, xdm={"source_id": "1.2.3"})
+    assert mss_sender_of(settings) is None
+    settings.mssante = MssanteSettings(enabled=True, xdm={"source_id": "1.2.3"})
+    sender = mss_sender_of(settings)
+    assert sender is not None and sender.destinations == {"mss_pro", "mss_patient"}
+    sender.close()
