@@ -132,6 +132,18 @@ def test_patient_mail_carries_no_reply_and_a_replacement_carries_xdm_action_c(ms
     assert INS.encode() in metadata
 
 
+def test_a_withdrawal_carries_xdm_action_d_and_the_deletion_notice(mss, sender):
+    result = sender.send(job(DR, operation="delete", pdf=None))
+    assert result.status is SendStatus.DELIVERED, result
+    msg, _ = _stored(mss, DR)
+    assert msg.get_body(("plain",)).get_content().startswith(
+        "Le document « CR de biologie » précédemment transmis a été retiré"
+    )
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["IHE_XDM.zip"]
+    metadata = _xdm_files(msg)["IHE_XDM/SUBSET01/METADATA.XML"]
+    assert b'<rim:Slot name="action"><rim:ValueList><rim:Value>D</rim:Value>' in metadata
+
+
 def test_the_same_delivery_retried_keeps_its_message_id(mss, sender):
     first = sender.send(job(DR, delivery_id=7))
     again = sender.send(job(DR, delivery_id=7))
