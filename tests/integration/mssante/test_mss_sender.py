@@ -136,8 +136,10 @@ def test_a_withdrawal_carries_xdm_action_d_and_the_deletion_notice(mss, sender):
     result = sender.send(job(DR, operation="delete", pdf=None))
     assert result.status is SendStatus.DELIVERED, result
     msg, _ = _stored(mss, DR)
-    assert msg.get_body(("plain",)).get_content().startswith(
-        "Le document « CR de biologie » précédemment transmis a été retiré"
+    assert (
+        msg.get_body(("plain",))
+        .get_content()
+        .startswith("Le document « CR de biologie » précédemment transmis a été retiré")
     )
     assert [p.get_filename() for p in msg.iter_attachments()] == ["IHE_XDM.zip"]
     metadata = _xdm_files(msg)["IHE_XDM/SUBSET01/METADATA.XML"]
