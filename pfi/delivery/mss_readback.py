@@ -311,12 +311,18 @@ def refusal_reason(report: DeliveryReport, rr: RecipientReport) -> str:
 
 def poll_once(
     db: Database,
-    settings: MssanteSettings,
+    settings: MssanteSettings | Settings,
     *,
     on_outcome: OnOutcome = no_reply_hook,
     poller: MssImapPoller | None = None,
 ) -> int:
-    """One pass over the unseen mail: the number of mails read (reports or not)."""
+    """One pass over the unseen mail: the number of mails read (reports or not).
+
+    `settings`: the mssante section, or the whole configuration (which must have one)."""
+    if isinstance(settings, Settings):
+        if settings.mssante is None:
+            raise ValueError("mssante: the configuration has no mssante section")
+        settings = settings.mssante
     own = poller is None
     imap = poller or MssImapPoller(settings.imap)
     try:

@@ -154,7 +154,9 @@ def test_unknown_address_dsn_refuses_the_delivery_with_the_relays_reason(db, mss
     assert audit.actor == "pfi:mssante" and audit.reason == row.refusal_reason
     assert audit.details is not None and audit.details["status_before"] == "delivered"
     # read again (the mail is now \Seen): nothing more happens
-    assert poll_once(db, settings_for(mss), on_outcome=hook) == 0
+    whole = Settings()
+    whole.mssante = settings_for(mss)
+    assert poll_once(db, whole, on_outcome=hook) == 0
     assert hooked == [rid]
 
 
