@@ -142,7 +142,7 @@ def test_cli_imports_a_file_and_shows_a_professional(db_url: str, tmp_path: Path
     assert refused.exit_code == 1 and "missing column" in refused.output
 
 
-def test_generated_extract_counts(db: Database):
+def test_a_generated_extract_imports_every_mailbox_across_batches(db: Database):
     report = import_annuaire(db, generated_lines(1000), batch_size=300)
     with db.reader() as s:
         boxes = s.scalar(select(func.count()).select_from(AnnuaireMailbox))
