@@ -3,6 +3,7 @@ atomic replacement, problems reported, a failed import changing nothing."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,17 @@ def test_cli_imports_a_file_and_shows_a_professional(db_url: str, tmp_path: Path
     assert "PER gregory.house@medecin.mssante.fr" in shown.output
     missing = runner.invoke(cli_app, ["annuaire", "show", "19999999999", "-c", str(config)])
     assert missing.exit_code == 1
+    archive = tmp_path / "Extraction_Correspondance_MSSante.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(
+            "Extraction_Correspondance_MSSante.txt",
+            "".join(_extract(professional(RPPS, "house@ch-z.mssante.fr"))),
+        )
+    zipped = runner.invoke(cli_app, ["annuaire", "import", str(archive), "-c", str(config)])
+    assert zipped.exit_code == 0, zipped.output
+    assert "(replaces import" in zipped.output
+    shown = runner.invoke(cli_app, ["annuaire", "show", RPPS, "-c", str(config)])
+    assert "PER house@ch-z.mssante.fr" in shown.output
     bad = tmp_path / "bad.txt"
     bad.write_text("Nom|Email\na|b\n", encoding="utf-8")
     refused = runner.invoke(cli_app, ["annuaire", "import", str(bad), "-c", str(config)])
