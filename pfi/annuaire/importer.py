@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 
 #: Problems kept in the import row and printed; the count covers them all.
 PROBLEM_SAMPLE = 50
+#: Another import loading for less than this is taken as running (not as a crash left over).
+RUNNING_FOR = timedelta(hours=2)
+
+
+class AnnuaireImportBusy(RuntimeError):
+    """Another import is loading: two at once would delete each other's rows."""
 
 
 @dataclass
@@ -54,14 +61,31 @@ def import_annuaire(
     batch_size: int = 5000,
     separator: str = "|",
     progress: Callable[[ImportReport], None] | None = None,
+    force: bool = False,
 ) -> ImportReport:
     """Load `lines` (the extract, header first) and make it the active annuaire.
 
-    Raises AnnuaireFormatError (header) before anything is written; any other error
-    marks the generation failed and propagates, the previous annuaire staying active.
+    Raises AnnuaireFormatError (header) before anything is written, AnnuaireImportBusy
+    while another import loads (unless `force`: a crash left it loading); any other
+    error marks the generation failed and propagates, the previous annuaire staying
+    active.
     """
     rows = iter_annuaire(lines, separator)
     first = next(rows, None)  # reads and checks the header
+    if not force:
+        with db.reader() as session:
+            running = session.scalar(
+                select(AnnuaireImport).where(
+                    AnnuaireImport.status == "loading",
+                    AnnuaireImport.started_at > utcnow() - RUNNING_FOR,
+                )
+            )
+            if running is not None:
+                raise AnnuaireImportBusy(
+                    f"import {running.id} of {running.source or '?'} is loading since "
+                    f"{running.started_at:%Y-%m-%d %H:%M}Z; if it was interrupted, import "
+                    "again with --force"
+                )
     _drop_inactive_generations(db)
     with db.transaction() as session:
         generation = AnnuaireImport(source=source[:500], status="loading", active=False)

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from pfi.annuaire.importer import ImportReport, import_annuaire
+from pfi.annuaire.importer import AnnuaireImportBusy, ImportReport, import_annuaire
 from pfi.annuaire.lookup import active_import, find_professional
 from pfi.cli.options import ConfigOption, open_store
 from pfi.transforms.mssante.annuaire import AnnuaireFormatError
@@ -57,15 +57,23 @@ def import_(
     config: ConfigOption = None,
     encoding: Annotated[str, typer.Option(help="text encoding of the extract")] = "utf-8-sig",
     batch_size: Annotated[int, typer.Option(min=100, max=100_000)] = 5000,
+    force: Annotated[
+        bool, typer.Option("--force", help="even if another import seems to be loading")
+    ] = False,
 ) -> None:
     """Import the extract; replaces the annuaire atomically. Prints counts and problems."""
     started = time.monotonic()
     with open_store(config) as db:
         try:
             with _text_lines(file, encoding) as lines:
-                report = import_annuaire(db, lines, source=str(file), batch_size=batch_size)
+                report = import_annuaire(
+                    db, lines, source=str(file), batch_size=batch_size, force=force
+                )
         except AnnuaireFormatError as exc:
             typer.echo(f"error: {file}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except AnnuaireImportBusy as exc:
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         except UnicodeDecodeError as exc:
             typer.echo(f"error: {file}: not {encoding} text ({exc}); try --encoding", err=True)

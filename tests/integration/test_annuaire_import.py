@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from pfi.annuaire.importer import import_annuaire
+from pfi.annuaire.importer import AnnuaireImportBusy, import_annuaire
 from pfi.annuaire.lookup import find_professional
 from pfi.cli.app import app as cli_app
 from pfi.store import Database
@@ -110,6 +110,20 @@ def test_an_import_that_fails_midway_leaves_the_previous_annuaire_in_service(db:
         assert s.scalar(select(func.count()).select_from(AnnuaireProfessional)) == 1
         failed = s.scalar(select(AnnuaireImport).where(AnnuaireImport.status == "failed"))
     assert failed is not None and "disk read error" in (failed.error or "")
+
+
+def test_an_import_refuses_to_start_while_another_one_is_loading(db: Database):
+    import_annuaire(db, _extract(professional(RPPS, "old@ch-x.mssante.fr")))
+    with db.transaction() as s:
+        s.add(AnnuaireImport(source="other.txt", status="loading", active=False))
+    with pytest.raises(AnnuaireImportBusy, match=r"of other\.txt is loading since .*--force"):
+        import_annuaire(db, _extract(professional(RPPS, "new@ch-x.mssante.fr")))
+    report = import_annuaire(db, _extract(professional(RPPS, "new@ch-x.mssante.fr")), force=True)
+    with db.reader() as s:
+        statuses = sorted(s.scalars(select(AnnuaireImport.status)))
+        found = find_professional(s, RPPS)
+    assert statuses == ["active", "failed", "replaced"] and report.professionals == 1
+    assert found is not None and found.mailboxes[0].address == "new@ch-x.mssante.fr"
 
 
 def test_a_file_that_is_not_the_extract_writes_nothing(db: Database):
