@@ -63,7 +63,7 @@ from pfi.observability.store_snapshot import store_snapshot_provider
 from pfi.routes import Routes
 from pfi.routes.loader import configured_routes
 from pfi.routes.release_stage import HoldReleaseStage
-from pfi.routes.router import Router
+from pfi.routes.router import Router, recipient_resolver_of
 from pfi.routes.stage import RoutingStage
 from pfi.store import Database
 from pfi.store.migrate import current_revision, head_revision, upgrade
@@ -111,7 +111,7 @@ class Engine:
             lock_poll_s=0.002 if role == "workers" else 0.0005,
             checkpoint_in_background=role != "workers",
         )
-        self.router = Router(load_routes_of(settings))
+        self.router = Router(load_routes_of(settings), recipient_resolver_of(settings))
         self.stages = (
             list(stages)
             if stages is not None
@@ -406,7 +406,7 @@ def load_routes_of(settings: Settings) -> Routes:
 
 def build_stages(settings: Settings, db: Database, *, router: Router | None = None) -> list[Stage]:
     """The engine's stages, in flow order. Capabilities add theirs here."""
-    router = router or Router(load_routes_of(settings))
+    router = router or Router(load_routes_of(settings), recipient_resolver_of(settings))
     stages: list[Stage] = [
         IdentityStage(settings.identity, on_patient_changed=router.patient_changed),
         DocumentsStage(settings, db),

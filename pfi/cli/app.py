@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pfi.cli import (
+    annuaire_cmds,
     config_cmds,
     deliveries_cmds,
     documents_cmds,
@@ -38,4 +39,5 @@ documents_cmds.register(app)
 inbound_cmds.register(app)
 deliveries_cmds.register(app)
 outbound_cmds.register(app)
+annuaire_cmds.register(app)
 app.add_typer(simulate_app, name="simulate")

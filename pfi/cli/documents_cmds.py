@@ -164,6 +164,13 @@ def _print_detail(detail: dict[str, Any]) -> None:
         typer.echo(f"  hold {h['id']} {h['kind']}: {h['reason']} — {state}")
     for w in detail["warnings"]:
         typer.echo(f"  warning: {w}")
+    for r in detail.get("deliveries", []):
+        typer.echo(
+            f"  delivery {r['id']} {r['destination']} {r['recipient'] or '-'} "
+            f"{r['operation']} — {r['status']}" + (f": {r['reason']}" if r["reason"] else "")
+        )
+    for w in detail.get("routing_warnings", []):
+        typer.echo(f"  routing warning: {w}")
 
 
 @documents_app.command("release")

@@ -146,6 +146,41 @@ class MssInboundSettings(Section):
     )
 
 
+class MssRecipientSettings(Section):
+    """How a report's prescriber and copy recipients named by RPPS (a CR-BIO PFI built
+    from a plain ORU) get their MSSanté address from the imported annuaire."""
+
+    resolve_from_annuaire: bool = Field(
+        default=True,
+        description="look the prescriber's and copies' RPPS up in the imported annuaire",
+    )
+    several_mailboxes: Literal["personal", "all"] = Field(
+        default="personal",
+        description="a professional with several mailboxes: 'personal' sends to their first "
+        "personal (PER) mailbox, else their first one; 'all' sends to every one",
+    )
+    attending: bool = Field(
+        default=False,
+        description="also mail the reports PFI builds to the patient's attending physician "
+        "(médecin traitant, ADT ROL ODRP) as a copy recipient",
+    )
+
+
+class MssXdmSettings(Section):
+    """The XDS metadata of IHE_XDM.zip (METADATA.XML): who submits, and the default
+    contentTypeCode (TRE_R209) when the document says none."""
+
+    source_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",
+        description="XDSSubmissionSet.sourceId, the OID of this PFI; dmp.identity.source_id "
+        "when empty",
+    )
+    content_type_code: str = "07"
+    content_type_system: str = "1.2.250.1.213.2.2"
+    content_type_display: str = "Consultation Soins Externes"
+
+
 class MssanteSettings(Section):
     """The `mssante:` section of pfi.yaml."""
 
@@ -162,6 +197,8 @@ class MssanteSettings(Section):
     inbound: MssInboundSettings | None = Field(
         default=None, description="empty: documents received by MSSanté are not integrated"
     )
+    recipients: MssRecipientSettings = MssRecipientSettings()
+    xdm: MssXdmSettings = MssXdmSettings()
 
     _address = field_validator("application_mailbox")(_check_address)
 

@@ -2,4 +2,5 @@
 
 `sender` is the contract between the delivery stage (retries, backoff, circuit breaker,
 dead letters, metrics) and each destination's adapter, which only does its I/O.
+`mss_readback` brings the MSSanté reports (DSN, MDN, oppositions) back into the ledger.
 """

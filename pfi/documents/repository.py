@@ -18,11 +18,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
 from pfi.store.models import (
+    Delivery,
     Document,
     DocumentVersion,
     Hold,
     Patient,
     PatientIdentifier,
+    Routing,
     UnmappedCode,
     utcnow,
 )
@@ -372,6 +374,29 @@ def version_detail(session: Session, v: DocumentVersion, d: Document) -> dict[st
             for h in version_holds(session, v.id)
         ],
         "meta": dict(v.meta or {}),
+        "deliveries": [
+            {
+                "id": r.id,
+                "destination": r.destination,
+                "recipient": r.recipient,
+                "operation": r.operation,
+                "revision": r.revision,
+                "status": r.status,
+                "reason": r.refusal_reason or r.last_error or "",
+                "external_id": r.external_id,
+            }
+            for r in session.scalars(
+                select(Delivery)
+                .where(Delivery.document_version_id == v.id)
+                .order_by(Delivery.revision, Delivery.id)
+            )
+        ],
+        "routing_warnings": list(
+            (
+                session.scalar(select(Routing.decision).where(Routing.document_version_id == v.id))
+                or {}
+            ).get("warnings", [])
+        ),
     }
 
 

@@ -190,6 +190,22 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         ("destination", "document_type", "outcome"),
     ),
     _spec(
+        "pfi_mss_recipients_total",
+        "counter",
+        "Professionals a built report names by RPPS, by role (prescriber, copy) and "
+        "outcome: resolved to an MSSanté address from the annuaire, or unresolved "
+        "(recorded as a refused delivery).",
+        ("role", "outcome"),
+    ),
+    _spec(
+        "pfi_mss_reports_total",
+        "counter",
+        "Reports read back from the MSSanté application mailbox, by kind (dsn, mdn, "
+        "error_mail, opposition, other) and outcome (refused, delivered, acknowledged, "
+        "unchanged, unmatched, ignored).",
+        ("kind", "outcome"),
+    ),
+    _spec(
         "pfi_outbound_hl7_messages_total",
         "counter",
         "HL7 replies sent to the hospital over MLLP, by kind (zam_z01, zam_z02, zam_z03, "

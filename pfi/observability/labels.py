@@ -44,6 +44,12 @@ DELIVERY_OUTCOMES: Final = frozenset(
 INBOUND_OUTCOMES: Final = frozenset({"integrated", "ko", "rejected", "retry"})
 OUTBOUND_HL7_KINDS: Final = frozenset({"zam_z01", "zam_z02", "zam_z03", "masking_oru"})
 OUTBOUND_HL7_OUTCOMES: Final = frozenset({"sent", "failed", "dead"})
+MSS_RECIPIENT_ROLES: Final = frozenset({"prescriber", "copy", "attending"})
+MSS_RECIPIENT_OUTCOMES: Final = frozenset({"resolved", "unresolved"})
+MSS_REPORT_KINDS: Final = frozenset({"dsn", "mdn", "error_mail", "opposition", "other"})
+MSS_REPORT_OUTCOMES: Final = frozenset(
+    {"refused", "delivered", "acknowledged", "unchanged", "unmatched", "ignored"}
+)
 VALIDATION_CHECKS: Final = frozenset({"xsd", "schematron", "pdf", "other"})
 
 

@@ -39,6 +39,10 @@ from pfi.observability.catalogue import MetricSpec, exported_sample_names, spec
 from pfi.observability.labels import (
     DELIVERY_OUTCOMES,
     INBOUND_OUTCOMES,
+    MSS_RECIPIENT_OUTCOMES,
+    MSS_RECIPIENT_ROLES,
+    MSS_REPORT_KINDS,
+    MSS_REPORT_OUTCOMES,
     OTHER,
     OUTBOUND_HL7_KINDS,
     OUTBOUND_HL7_OUTCOMES,
@@ -80,6 +84,8 @@ __all__ = [
     "record_inbound_mail",
     "record_message_acknowledged",
     "record_message_received",
+    "record_mss_recipient",
+    "record_mss_report",
     "record_outbound_hl7",
     "record_unmapped_loinc",
     "register_store_gauges",
@@ -108,6 +114,8 @@ class EngineMetrics:
         self.documents_invalid = _counter(registry, "pfi_documents_invalid_total")
         self.unmapped_loinc = _counter(registry, "pfi_unmapped_loinc_occurrences_total")
         self.deliveries = _counter(registry, "pfi_deliveries_total")
+        self.mss_recipients = _counter(registry, "pfi_mss_recipients_total")
+        self.mss_reports = _counter(registry, "pfi_mss_reports_total")
         self.end_to_end = _histogram(registry, "pfi_end_to_end_duration_seconds")
         self.inbound_mails = _counter(registry, "pfi_inbound_mails_total")
         self.inbound_documents = _counter(registry, "pfi_inbound_documents_total")
@@ -214,6 +222,19 @@ class EngineMetrics:
         self.outbound_hl7.labels(
             member_label(kind, OUTBOUND_HL7_KINDS), member_label(outcome, OUTBOUND_HL7_OUTCOMES)
         ).inc(count)
+
+    def record_mss_recipient(self, role: str, outcome: str) -> None:
+        """A professional named by RPPS: resolved from the annuaire, or unresolved."""
+        self.mss_recipients.labels(
+            member_label(role, MSS_RECIPIENT_ROLES), member_label(outcome, MSS_RECIPIENT_OUTCOMES)
+        ).inc()
+
+    def record_mss_report(self, kind: str, outcome: str) -> None:
+        """A DSN / MDN / error mail / auto-reply read back, and what it did to the ledger."""
+        self.mss_reports.labels(
+            member_label(kind.replace("-", "_"), MSS_REPORT_KINDS),
+            member_label(outcome, MSS_REPORT_OUTCOMES),
+        ).inc()
 
     def observe_end_to_end_latency(self, destination: str, seconds: float) -> None:
         """HL7 message received to the destination's ACK, for one delivered document."""
@@ -382,6 +403,8 @@ record_delivery = DEFAULT_METRICS.record_delivery
 record_inbound_mail = DEFAULT_METRICS.record_inbound_mail
 record_inbound_document = DEFAULT_METRICS.record_inbound_document
 record_outbound_hl7 = DEFAULT_METRICS.record_outbound_hl7
+record_mss_recipient = DEFAULT_METRICS.record_mss_recipient
+record_mss_report = DEFAULT_METRICS.record_mss_report
 observe_end_to_end_latency = DEFAULT_METRICS.observe_end_to_end_latency
 set_delivery_breaker = DEFAULT_METRICS.set_delivery_breaker
 set_certificate_expiry = DEFAULT_METRICS.set_certificate_expiry

@@ -37,6 +37,7 @@ from pfi.routes.inputs import (
     Recipient,
     RecipientRole,
     RoutingInput,
+    UnresolvedRecipient,
     destination_key,
 )
 from pfi.routes.metadata import SenderMetadata
@@ -139,6 +140,7 @@ class _Decider:
         self.released_now: list[HoldKind] = []
         self.route: RoutePlan | None = None
         self.hold_rule: HoldRule | None = None
+        self.unresolved_warned: set[str] = set()
         self.modif_conf = self._sender_says("MODIF_CONF_CODE") is True
         # MODIF_CONF_CODE=Y on the same document (not a new version): only its masking
         # changes. A replacement with MODIF_CONF_CODE=Y (the volet's T10 example) is a
@@ -342,6 +344,8 @@ class _Decider:
 
     def _delivery_wants(self) -> dict[str, _Want]:
         wants: dict[str, _Want] = {}
+        for note in self.inp.recipient_notes:
+            self._step("annuaire", "recipients", note)
         self._sender_wants(wants)
         self._route_wants(wants)
         self._systematic_dmp(wants)
@@ -356,7 +360,9 @@ class _Decider:
                 wants, _Want(DestinationKind.DMP, "dmp", sender_asked=True), "sender DESTDMP=Y"
             )
         if self.meta.says_yes("DESTMSSANTEPS"):
-            if not self.inp.recipients:
+            for unresolved in self.inp.unresolved_recipients:
+                self._add(wants, self._unresolved_want(unresolved), "sender DESTMSSANTEPS=Y")
+            if not self.inp.recipients and not self.inp.unresolved_recipients:
                 self._add(
                     wants,
                     _Want(
@@ -415,12 +421,15 @@ class _Decider:
                     else RecipientRole.COPY
                 )
                 matching = [r for r in self.inp.recipients if r.role is role]
-                if not matching and role is RecipientRole.PRESCRIBER:
+                unresolved = [u for u in self.inp.unresolved_recipients if u.role is role]
+                for u in unresolved:
+                    self._add(wants, self._unresolved_want(u), by)
+                if not matching and not unresolved and role is RecipientRole.PRESCRIBER:
                     self._warn(
                         f"route {route.name!r} sends to the prescriber but no prescriber "
                         "MSSanté address is known"
                     )
-                elif not matching:
+                elif not matching and not unresolved:
                     self._step("route", target.name, "no copy recipient with an MSSanté address")
                 for recipient in matching:
                     self._add(wants, self._pro_want(recipient), by)
@@ -527,6 +536,21 @@ class _Decider:
                 role = r.role.value
                 address = r.address
         return _Want(kind, role, address=address)
+
+    def _unresolved_want(self, unresolved: UnresolvedRecipient) -> _Want:
+        """A professional whose address is unknown: a refused row of their own, and a
+        warning, so that ops see who did not get the report and why."""
+        who = f"{unresolved.role.value} {unresolved.name}".strip() + f" ({unresolved.id})"
+        refusal = f"no MSSanté address for the {who}: {unresolved.reason}"
+        if unresolved.id not in self.unresolved_warned:
+            self.unresolved_warned.add(unresolved.id)
+            self._warn(refusal)
+        return _Want(
+            DestinationKind.MSS_PRO,
+            unresolved.role.value,
+            address=unresolved.ledger_recipient,
+            refusal=refusal,
+        )
 
     def _pro_want(self, recipient: Recipient, *, sender_asked: bool = False) -> _Want:
         return _Want(

@@ -34,7 +34,9 @@ The keys read (VersionMeta.to_json), everything else is ignored:
 
 Recipients: a `recipient` (PRT RCT) is routed as the prescriber when its id is the id of
 a `prescriber` entry, else as a copy; a `prescriber` or `copy` entry with an address
-(way b, resolved from the annuaire) is routed as such.
+(way b, resolved from the annuaire) is routed as such. A `prescriber` or `copy` entry of
+a built document (way b) with an id and no address is `to_resolve`: routing looks its
+mailbox up in the annuaire (`pfi.routes.mss_recipients`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,19 @@ class MetaRecipient:
 
     def to_recipient(self) -> Recipient:
         return Recipient(self.address, self.role, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class MetaPerson:
+    """A prescriber or copy recipient named by id (RPPS...) whose address is not known."""
+
+    role: RecipientRole
+    id: str
+    id_type: str = ""
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", RecipientRole(self.role))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +137,12 @@ class DocumentMeta:
     orders: OrderNumbers = field(default_factory=OrderNumbers)
     unique_document_number: str = ""
     warnings: tuple[str, ...] = ()
+    #: way (b): prescriber / copies named by id only, for the annuaire
+    to_resolve: tuple[MetaPerson, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recipients", tuple(self.recipients))
+        object.__setattr__(self, "to_resolve", tuple(self.to_resolve))
         object.__setattr__(self, "warnings", tuple(self.warnings))
         if self.sender_metadata is not None:
             unknown = sorted(set(self.sender_metadata) - METADATA_NAMES)
@@ -162,7 +180,10 @@ class DocumentMeta:
             if p.get("role") == "prescriber"
         } - {""}
         recipients: list[MetaRecipient] = []
+        to_resolve: list[MetaPerson] = []
         seen: set[str] = set()
+        seen_ids: set[tuple[str, str]] = set()
+        way = _text(data.get("way"), "meta.way") or WAY_BUILT
         patient_address = reply_to = ""
         for i, person in enumerate(people):
             where = f"meta.people[{i}]"
@@ -171,6 +192,22 @@ class DocumentMeta:
             if role not in _ROLES:
                 raise DocumentMetaError(f"{where}.role: expected one of {_ROLE_LIST}, got {role!r}")
             if not address:
+                person_id = _text(person.get("id"), f"{where}.id").strip()
+                if (
+                    way == WAY_BUILT
+                    and role in ("prescriber", "copy")
+                    and person_id
+                    and (role, person_id) not in seen_ids
+                ):
+                    seen_ids.add((role, person_id))
+                    to_resolve.append(
+                        MetaPerson(
+                            RecipientRole(role),
+                            person_id,
+                            _text(person.get("id_type"), f"{where}.id_type"),
+                            _display_name(person, where),
+                        )
+                    )
                 continue
             if "@" not in address:
                 raise DocumentMetaError(f"{where}.mssante_address: not a mail address: {address!r}")
@@ -201,7 +238,7 @@ class DocumentMeta:
                 )
             )
         return cls(
-            way=_text(data.get("way"), "meta.way") or WAY_BUILT,
+            way=way,
             sender_metadata=sender,
             patient_may_not_reply=_bool(
                 data.get("patient_may_not_reply", False), "meta.patient_may_not_reply"
@@ -222,6 +259,10 @@ class DocumentMeta:
                 _text(w, f"meta.warnings[{i}]")
                 for i, w in enumerate(_list(data.get("warnings", []), "meta.warnings"))
             ),
+            # a person the message already gives an address for needs no look-up
+            to_resolve=tuple(
+                p for p in to_resolve if p.id not in {r.id for r in recipients if r.id}
+            ),
         )
 
     # -- writing (the same keys; the documents stage's VersionMeta writes them too) ----
@@ -235,6 +276,8 @@ class DocumentMeta:
                     people.append(_person("prescriber", "", "", r.id, r.id_type))
             else:  # as a prescriber / copy whose address is known (way b)
                 people.append(_person(r.role.value, r.address, r.name, "", ""))
+        for p in self.to_resolve:
+            people.append(_person(p.role.value, "", p.name, p.id, p.id_type))
         if self.patient_address:
             people.append(
                 {**_person("recipient", self.patient_address, "", "", ""), "is_patient": True}

@@ -45,6 +45,29 @@ class Recipient:
             )
 
 
+#: Ledger recipient of a professional without a known address: not a mail address, so
+#: that it can never be sent to, and distinct per professional (one refused row each).
+UNRESOLVED_PREFIX = "unresolved:"
+
+
+@dataclass(frozen=True, slots=True)
+class UnresolvedRecipient:
+    """A professional to mail (way b: named by RPPS) whose MSSanté address could not be
+    found; routing records a refused mss_pro row for them instead of dropping them."""
+
+    role: RecipientRole
+    id: str
+    reason: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", RecipientRole(self.role))
+
+    @property
+    def ledger_recipient(self) -> str:
+        return f"{UNRESOLVED_PREFIX}{self.id}"
+
+
 @dataclass(frozen=True, slots=True)
 class PatientFacts:
     """Identity and DMP consent of the patient, as the identity stage knows them now.
@@ -118,6 +141,9 @@ class RoutingInput:
     - `released_holds`: holds released by an operator or an HL7 release trigger.
     - `operator_masking`: MASQUE_PS / INVISIBLE_PATIENT / INVISIBLE_REP_LEGAUX set by an
       audited operator act; they win over the sender and the route.
+    - `unresolved_recipients`: professionals named by id whose address the annuaire did
+      not give (refused rows, never a silent drop); `recipient_notes`: how the others were
+      resolved, for the trace.
     """
 
     source: str
@@ -133,12 +159,16 @@ class RoutingInput:
     delivered_before: frozenset[str] = frozenset()
     released_holds: frozenset[HoldKind] = frozenset()
     operator_masking: Mapping[str, bool] = field(default_factory=dict)
+    unresolved_recipients: tuple[UnresolvedRecipient, ...] = ()
+    recipient_notes: tuple[str, ...] = ()
     metadata: SenderMetadata | None = field(init=False, default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "document_kind", DocumentKind(self.document_kind))
         object.__setattr__(self, "action", Action(self.action))
         object.__setattr__(self, "recipients", tuple(self.recipients))
+        object.__setattr__(self, "unresolved_recipients", tuple(self.unresolved_recipients))
+        object.__setattr__(self, "recipient_notes", tuple(self.recipient_notes))
         object.__setattr__(self, "delivered_before", frozenset(self.delivered_before))
         released = frozenset(HoldKind(h) for h in self.released_holds)
         if released - RELEASABLE_HOLDS:

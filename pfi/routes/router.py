@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from pfi.bus.outbox import OutgoingRecord
+from pfi.config import Settings
 from pfi.console.roles import Principal
 from pfi.documents.release import ReleaseRefused, release_unmapped_hold_by_id
 from pfi.documents.repository import HOLD_UNMAPPED
@@ -43,6 +44,13 @@ from pfi.routes.ledger import (
     delivery_key,
 )
 from pfi.routes.model import RELEASABLE_HOLDS, Action, DocumentKind, HoldKind, Routes
+from pfi.routes.mss_recipients import (
+    RESOLUTION_OFF,
+    AnnuaireRecipientResolver,
+    ResolvedRecipients,
+    merge_recipients,
+    unresolved_all,
+)
 from pfi.routes.outcome import Outcome, RoutingDecision
 from pfi.routes.release import ReleaseSignal
 from pfi.routes.stored_input import input_from_json, input_to_json
@@ -121,8 +129,25 @@ class MaskingChange:
 
 
 class Router:
-    def __init__(self, routes: Routes) -> None:
+    """`recipients`: resolves the RPPS-only prescriber and copies of built reports to
+    MSSanté addresses (`recipient_resolver_of(settings)`); without it they are recorded
+    as unresolved (refused rows with the reason), never dropped."""
+
+    def __init__(self, routes: Routes, recipients: AnnuaireRecipientResolver | None = None) -> None:
         self.routes = routes
+        self.recipients = recipients
+
+    def _resolve(
+        self, session: Session, meta: DocumentMeta, patient: Patient | None
+    ) -> ResolvedRecipients:
+        if self.recipients is None:
+            if not meta.to_resolve:
+                return ResolvedRecipients()
+            return unresolved_all(meta.to_resolve, RESOLUTION_OFF)
+        people = self.recipients.people_to_resolve(
+            meta, patient.attending if patient is not None else None
+        )
+        return self.recipients.resolve(session, meta, people)
 
     # -- first routing (the stage) -------------------------------------------------
 
@@ -186,6 +211,7 @@ class Router:
             if first_version
             else self._carried_acts(session, document.id, version.version)
         )
+        resolved = self._resolve(session, meta, patient)
         routing_input = RoutingInput(
             source=document.source,
             document_kind=_document_kind(document.document_type),
@@ -194,7 +220,9 @@ class Router:
             sender_metadata=meta.sender_metadata,
             confidentiality=version.confidentiality_code or "N",
             patient=patient_facts(patient),
-            recipients=meta.routing_recipients,
+            recipients=merge_recipients(meta.routing_recipients, resolved.recipients),
+            unresolved_recipients=resolved.unresolved,
+            recipient_notes=resolved.notes,
             patient_address=meta.patient_address,
             patient_may_not_reply=meta.patient_may_not_reply,
             delivered_before=delivered_before,
@@ -548,6 +576,13 @@ class Router:
         return released, dict(stored.get("operator_masking") or {})
 
 
+def recipient_resolver_of(settings: Settings) -> AnnuaireRecipientResolver | None:
+    """The resolver `pfi.yaml` asks for: None without an mssante section."""
+    if settings.mssante is None:
+        return None
+    return AnnuaireRecipientResolver(settings.mssante.recipients)
+
+
 def patient_facts(patient: Patient | None) -> PatientFacts:
     if patient is None:
         return PatientFacts(ins_qualified=False)
@@ -632,4 +667,5 @@ __all__ = [
     "RoutingDecision",
     "RoutingRefused",
     "patient_facts",
+    "recipient_resolver_of",
 ]

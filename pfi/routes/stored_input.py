@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pfi.routes.inputs import PatientFacts, Recipient, RoutingInput
+from pfi.routes.inputs import PatientFacts, Recipient, RoutingInput, UnresolvedRecipient
 
 
 def input_to_json(inp: RoutingInput) -> dict[str, Any]:
@@ -36,6 +36,11 @@ def input_to_json(inp: RoutingInput) -> dict[str, Any]:
         "delivered_before": sorted(inp.delivered_before),
         "released_holds": sorted(h.value for h in inp.released_holds),
         "operator_masking": dict(inp.operator_masking),
+        "unresolved_recipients": [
+            {"role": u.role.value, "id": u.id, "reason": u.reason, "name": u.name}
+            for u in inp.unresolved_recipients
+        ],
+        "recipient_notes": list(inp.recipient_notes),
     }
 
 
@@ -63,4 +68,9 @@ def input_from_json(data: Mapping[str, Any]) -> RoutingInput:
         delivered_before=frozenset(data.get("delivered_before", [])),
         released_holds=frozenset(data.get("released_holds", [])),
         operator_masking=data.get("operator_masking", {}),
+        unresolved_recipients=tuple(
+            UnresolvedRecipient(u["role"], u["id"], u.get("reason", ""), u.get("name", ""))
+            for u in data.get("unresolved_recipients", [])
+        ),
+        recipient_notes=tuple(data.get("recipient_notes", [])),
     )

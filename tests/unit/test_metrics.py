@@ -87,6 +87,8 @@ def test_documents_deliveries_and_latency_use_closed_label_sets(registry, engine
     engine.record_document_built("CR-BIO", "amended")  # not a version kind
     engine.record_document_invalid("CR-BIO", "schematron")
     engine.record_delivery("dmp", "CR-BIO", "delivered")
+    engine.record_mss_recipient("prescriber", "unresolved")
+    engine.record_mss_report("dsn", "refused")
     engine.record_delivery("dmp", "CR-BIO", "lost")  # not an outcome
     engine.observe_end_to_end_latency("dmp", 42.0)
     engine.record_unmapped_loinc("SGL", 3)
@@ -162,6 +164,8 @@ def test_every_engine_metric_in_the_catalogue_is_exported_with_its_help(registry
     engine.record_unmapped_loinc("SGL")
     engine.record_delivery("dmp", "CR-BIO", "delivered")
     engine.record_outbound_hl7("zam_z01", "sent")
+    engine.record_mss_recipient("prescriber", "unresolved")
+    engine.record_mss_report("dsn", "refused")
     engine.observe_end_to_end_latency("dmp", 1.0)
     engine.record_inbound_mail()
     engine.record_inbound_document("integrated")

@@ -14,7 +14,7 @@ import contextlib
 import imaplib
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
@@ -66,9 +66,15 @@ class MssImapPoller:
 
     # -- reading --------------------------------------------------------------------------
 
-    def fetch_unseen(self, limit: int | None = None) -> list[FetchedMail]:
-        """Unseen messages, oldest first, at most `limit` (default: settings.batch_size)."""
-        return self._retrying(lambda conn: self._fetch_unseen(conn, limit))
+    def fetch_unseen(
+        self, limit: int | None = None, exclude: Collection[int] = ()
+    ) -> list[FetchedMail]:
+        """Unseen messages, oldest first, at most `limit` (default: settings.batch_size).
+
+        `exclude`: UIDs the caller leaves unseen on purpose (mail for another consumer of
+        the mailbox, a report it cannot apply yet), so that they do not fill every batch.
+        """
+        return self._retrying(lambda conn: self._fetch_unseen(conn, limit, exclude))
 
     def mark_processed(self, uids: list[int]) -> None:
         if uids:
@@ -91,8 +97,12 @@ class MssImapPoller:
 
     # -- protocol -------------------------------------------------------------------------
 
-    def _fetch_unseen(self, conn: imaplib.IMAP4, limit: int | None) -> list[FetchedMail]:
-        uids = self._search_unseen(conn)[: limit or self.settings.batch_size]
+    def _fetch_unseen(
+        self, conn: imaplib.IMAP4, limit: int | None, exclude: Collection[int] = ()
+    ) -> list[FetchedMail]:
+        skip = set(exclude)
+        uids = [u for u in self._search_unseen(conn) if u not in skip]
+        uids = uids[: limit or self.settings.batch_size]
         mails = []
         for uid in uids:
             typ, data = conn.uid("FETCH", str(uid), "(UID BODY.PEEK[])")

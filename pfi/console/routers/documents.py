@@ -56,6 +56,9 @@ class DocumentVersionDetail(DocumentVersionSummary):
     findings: list[dict[str, Any]]
     holds: list[dict[str, Any]]
     meta: dict[str, Any]
+    #: the ledger rows of this version (destination, recipient, status, reason)
+    deliveries: list[dict[str, Any]] = []
+    routing_warnings: list[str] = []
 
 
 class DocumentPage(BaseModel):

@@ -1,5 +1,6 @@
 """All tables, one module per concept; importing this package registers them all."""
 
+from pfi.store.models.annuaire import AnnuaireImport, AnnuaireMailbox, AnnuaireProfessional
 from pfi.store.models.audit import AuditEntry
 from pfi.store.models.base import Base, utcnow
 from pfi.store.models.bus import DeadLetter, OutboxEvent, ProcessedEvent
@@ -13,6 +14,9 @@ from pfi.store.models.routing import Routing
 from pfi.store.models.users import ApiToken, User
 
 __all__ = [
+    "AnnuaireImport",
+    "AnnuaireMailbox",
+    "AnnuaireProfessional",
     "ApiToken",
     "AuditEntry",
     "Base",

@@ -46,7 +46,7 @@ line number and skipped: one bad line must not stop a 500,000-line import.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Literal
@@ -265,6 +265,55 @@ def parse_annuaire(lines: Iterable[str], separator: str = "|") -> AnnuaireExtrac
     ]
     entries.extend(organisations)
     return AnnuaireExtract(tuple(entries), tuple(problems), lines_read=line_no)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnuaireLine:
+    """One line of the extract, ungrouped: the professional it names (an entry without
+    mailboxes, None for an organisational line) and its mailbox (None when empty)."""
+
+    line: int
+    person: AnnuaireEntry | None
+    mailbox: MssMailbox | None
+
+
+def iter_annuaire(
+    lines: Iterable[str], separator: str = "|"
+) -> Iterator[AnnuaireLine | AnnuaireProblem]:
+    """The extract line by line, for an import that cannot hold 500,000 entries in memory.
+
+    Same header rules and per-line checks as `parse_annuaire`; the caller groups (the
+    store groups by national id). Raises AnnuaireFormatError for an unusable header.
+    """
+    it = iter(lines)
+    try:
+        header_line = next(it)
+    except StopIteration:
+        raise AnnuaireFormatError("the extract is empty (no header line)") from None
+    header = header_line.rstrip("\r\n").split(separator)
+    pos = _header_positions(header)
+    width = len(header)
+    person_of = itemgetter(*(pos.get(n, width) for n in _PERSON))
+    mailbox_of = itemgetter(*(pos.get(n, width) for n in _MAILBOX))
+    i_address, i_national = pos["address"], pos["national_id"]
+    for line_no, raw in enumerate(it, start=2):
+        text = raw.rstrip("\r\n")
+        if not text.strip():
+            continue
+        cells = text.split(separator)
+        if len(cells) != width:
+            yield AnnuaireProblem(line_no, f"{len(cells)} columns where the header has {width}")
+            continue
+        cells.append("")
+        address = cells[i_address].strip()
+        mailbox = _mailbox(mailbox_of(cells)) if address else None
+        if cells[i_national].strip():
+            person = AnnuaireEntry("professional", *(v.strip() for v in person_of(cells)))
+            yield AnnuaireLine(line_no, person, mailbox)
+        elif mailbox is not None:
+            yield AnnuaireLine(line_no, None, mailbox)
+        else:
+            yield AnnuaireProblem(line_no, "neither a professional nor an address")
 
 
 def _mailbox(raw: tuple[str, ...]) -> MssMailbox:

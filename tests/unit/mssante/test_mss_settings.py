@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from pfi.config import load_settings
 from pfi.config.mssante import MssanteSettings
 
 
@@ -30,3 +33,22 @@ def test_mistakes_are_reported_at_their_key(data, where):
         MssanteSettings.model_validate(data)
     locations = [".".join(str(p) for p in e["loc"]) for e in error.value.errors()]
     assert any(loc.startswith(where) for loc in locations), locations
+
+
+def test_commented_mssante_example_of_the_shipped_configuration_is_valid(tmp_path: Path) -> None:
+    """config/pfi.yaml documents the mssante section in comments: uncommented, it loads."""
+    repo = Path(__file__).resolve().parents[3]
+    lines = (repo / "config" / "pfi.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("# mssante:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    path = tmp_path / "pfi.yaml"
+    path.write_text("\n".join(block) + "\n", encoding="utf-8")
+    settings = load_settings(path, environ={})
+    assert settings.mssante is not None and settings.mssante.enabled
+    assert settings.mssante.recipients.several_mailboxes == "personal"
+    assert settings.mssante.xdm.source_id == "1.2.250.1.213.4.5.9.9"
+    assert settings.mssante.imap.poll_interval_s == 30
