@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from pfi.adapters.dmp.sender import DmpSender
 from pfi.adapters.mllp.server import MllpListener
+from pfi.adapters.mssante.sender import mss_sender_of
 from pfi.bus.runtime import BrokerSupervisor, WorkerRuntime, topic_consumers
 from pfi.bus.stage import Stage
 from pfi.bus.worker_process import (
@@ -44,8 +45,9 @@ from pfi.bus.worker_process import (
 from pfi.config import ConfigError
 from pfi.config.model import Settings
 from pfi.console.app import create_app
-from pfi.delivery.hl7_replies import replies_on_outcome
+from pfi.delivery.hl7_replies import replies_on_outcome, replies_on_report
 from pfi.delivery.hl7_sender import Hl7ReplySender, hl7_reply_sender
+from pfi.delivery.mss_readback import no_reply_hook, readback_runner_of
 from pfi.delivery.registry import delivery_stages
 from pfi.delivery.sender import DeliverySender
 from pfi.documents.stage import DocumentsStage
@@ -131,6 +133,16 @@ class Engine:
         inbound = InboundConfig.of(settings) if role != "workers" else None
         self.inbound = InboundIntegrator(self.db, inbound) if inbound is not None else None
         self.inbound_runner: InboundRunner | None = None
+        # DSN / MDN read back from the application mailbox: by the front door too
+        self.mss_readback = (
+            readback_runner_of(
+                self.db,
+                settings,
+                on_outcome=replies_on_report(settings.outbound) or no_reply_hook,
+            )
+            if role != "workers"
+            else None
+        )
         self._http: _HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
@@ -353,6 +365,8 @@ class Engine:
             self.inbound_runner = InboundRunner(self.inbound)
             self.inbound_runner.start()
             self.readiness.add("mss_inbound", self.inbound_runner.alive, required=False)
+        if self.mss_readback is not None:
+            self.mss_readback.start()
 
     async def shutdown(self) -> None:
         deadline = time.monotonic() + self.settings.engine.shutdown_timeout_s - 0.5
@@ -367,6 +381,10 @@ class Engine:
         if self.inbound_runner is not None:
             await asyncio.to_thread(
                 self.inbound_runner.stop, max(0.5, deadline - time.monotonic() - 2.0)
+            )
+        if self.mss_readback is not None:
+            await asyncio.to_thread(
+                self.mss_readback.stop, max(0.5, deadline - time.monotonic() - 2.0)
             )
         if self.worker_process is not None:
             await asyncio.to_thread(self.worker_process.stop, deadline - 1.0)
@@ -427,10 +445,12 @@ def build_stages(settings: Settings, db: Database, *, router: Router | None = No
 
 def delivery_senders(settings: Settings) -> list[DeliverySender]:
     """The destination adapters of this configuration. A topic no sender serves is not
-    consumed (see `pfi.delivery.registry`): registering MSSanté is one line here."""
+    consumed (see `pfi.delivery.registry`)."""
     senders: list[DeliverySender] = []
     if settings.dmp is not None:
         senders.append(DmpSender(settings.dmp))
+    if (mss := mss_sender_of(settings)) is not None:
+        senders.append(mss)
     return senders
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,18 @@ def enqueue_replies(
         if oru is not None:
             queued += _insert(session, *oru, delivery_id=row.id)
     return queued
+
+
+def replies_on_report(outbound: OutboundSettings) -> Callable[[Session, int], None] | None:
+    """The MSSanté readback's hook (a DSN or MDN changed a delivery): queue the ZAM^Z02 /
+    Z03 owed, in the transaction that records the report; None without an endpoint."""
+    if not outbound.configured:
+        return None
+
+    def queue_replies(session: Session, delivery_id: int) -> None:
+        enqueue_replies(session, delivery_id, outbound)
+
+    return queue_replies
 
 
 def replies_on_outcome(outbound: OutboundSettings) -> list[OutcomeHook]:

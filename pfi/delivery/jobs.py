@@ -133,15 +133,42 @@ def plan_deliveries(
             version = versions[row.document_version_id]
             document = documents[version.document_id]
             patient = patients.get(document.patient_id) if document.patient_id else None
+            withdrawn = _withdrawn_cda(session, version) if row.destination != "dmp" else None
             plans[row.id] = Plan(
                 "send",
                 row.id,
-                job=_job(row, version, document, patient, previous, correlation.get(row.id)),
+                job=_job(
+                    row,
+                    version,
+                    document,
+                    patient,
+                    previous,
+                    correlation.get(row.id),
+                    withdrawn_cda=withdrawn,
+                ),
             )
     return plans
 
 
 # -- reading -----------------------------------------------------------------------
+
+
+def _withdrawn_cda(session: Session, version: DocumentVersion) -> bytes | None:
+    """For a withdrawal (no CDA of its own): the CDA it withdraws, the latest earlier
+    version's. A mail announcing a deletion carries it in its XDM (action D); the DMP
+    deletes by entry id and needs none."""
+    if version.cda is not None or version.action != "DELETION":
+        return None
+    return session.scalar(
+        select(DocumentVersion.cda)
+        .where(
+            DocumentVersion.document_id == version.document_id,
+            DocumentVersion.version < version.version,
+            DocumentVersion.cda.is_not(None),
+        )
+        .order_by(DocumentVersion.version.desc())
+        .limit(1)
+    )
 
 
 def _versions(session: Session, ids: Iterable[int]) -> dict[int, DocumentVersion]:
@@ -317,6 +344,8 @@ def _job(
     patient: Patient | None,
     previous: _Previous,
     correlation_id: str | None,
+    *,
+    withdrawn_cda: bytes | None = None,
 ) -> DeliveryJob:
     prev = previous.row
     return DeliveryJob(
@@ -341,7 +370,7 @@ def _job(
             replaces_uid=version.replaces_uid,
             confidentiality_code=version.confidentiality_code,
             effective_time=version.effective_time,
-            cda=version.cda,
+            cda=version.cda if withdrawn_cda is None else withdrawn_cda,
             pdf=version.pdf,
             meta=dict(version.meta or {}),
         ),

@@ -73,7 +73,7 @@ class DocumentSnapshot:
     replaces_uid: str | None
     confidentiality_code: str
     effective_time: datetime | None
-    cda: bytes | None  # None for a DELETION
+    cda: bytes | None  # for a DELETION: None to the DMP, the withdrawn CDA for a mail
     pdf: bytes | None
     meta: dict[str, Any]  # document_versions.meta (pfi.routes.document_meta shape)
 
