@@ -81,18 +81,21 @@ class DeliveryFilter:
 
 @dataclass(frozen=True)
 class DeliveryListing:
-    """One ledger row with the document it carries: what an operator scans."""
+    """One ledger row with the document it carries: what an operator scans (and what
+    `/api/deliveries` answers)."""
 
     id: int
+    #: pending, sending, delivered, refused, failed, dead_letter, held, superseded,
+    #: acknowledged
     status: str
-    destination: str
+    destination: str  # dmp, mss_pro or mss_patient
     recipient: str
     operation: str
     revision: int
     attempts: int
     next_attempt_at: datetime | None
     last_error: str | None
-    refusal_reason: str | None
+    refusal_reason: str | None  # the destination's own words when it refused
     external_id: str | None
     created_at: datetime
     updated_at: datetime

@@ -37,16 +37,20 @@ class WorklistError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class InboundItem:
+    """A document received by MSSanté, and what became of it (what the worklist and
+    `/api/inbound/ko` show)."""
+
     id: int
-    status: str
+    status: str  # pending, sending, integrated, ko, rejected
+    #: why it is KO: no patient found (and why), unreadable, or the DPI's refusal
     reason: str | None
-    error_code: str
+    error_code: str  # CI-SIS applicationErrorCondition of an unreadable mail: 903, 905, 906
     attachment_key: str
     document_uid: str
     document_title: str
     ins: str
     patient_id: int | None
-    matched_by: str
+    matched_by: str  # ins, traits or operator
     attempts: int
     last_error: str | None
     mdm_control_id: str | None

@@ -28,43 +28,8 @@ from pfi.delivery.operations import (
 router = APIRouter(prefix="/deliveries", tags=["deliveries"], responses=AUTH_RESPONSES)
 
 
-class DeliveryView(BaseModel):
-    """One document version to one destination."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    status: str
-    """pending, sending, delivered, refused, failed, dead_letter, held, superseded,
-    acknowledged"""
-    destination: str
-    """dmp, mss_pro or mss_patient"""
-    recipient: str
-    operation: str
-    revision: int
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None
-    refusal_reason: str | None
-    """the destination's own words when it refused"""
-    external_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    delivered_at: datetime | None
-    acknowledged_at: datetime | None
-    document_id: int
-    set_id: str
-    document_type: str
-    title: str
-    source: str
-    patient_id: int | None
-    version_id: int
-    version: int
-    action: str
-
-
 class DeliveryPage(BaseModel):
-    items: list[DeliveryView]
+    items: list[DeliveryListing]
     next_before_id: int | None = None
     """Pass as `before_id` for the next (older) page; null on the last page."""
 
@@ -106,7 +71,7 @@ class AuditOfDelivery(BaseModel):
 
 
 class DeliveryDetailView(BaseModel):
-    delivery: DeliveryView
+    delivery: DeliveryListing
     request: dict[str, Any]
     """what routing asked (masking, mail, acks...) and `replays`: each earlier replay
     with what the row said before it"""
@@ -120,7 +85,7 @@ class ReplayRequest(BaseModel):
 
 
 class ReplayResultView(BaseModel):
-    delivery: DeliveryView
+    delivery: DeliveryListing
     previous_status: str
     dead_letters_replayed: list[int]
 
@@ -168,7 +133,7 @@ def list_deliveries(
         },
     )
     return DeliveryPage(
-        items=[_view(r) for r in rows],
+        items=rows,
         next_before_id=rows[-1].id if len(rows) == limit else None,
     )
 
@@ -195,7 +160,7 @@ def show_delivery(
         details={"patient_id": detail.delivery.patient_id},
     )
     return DeliveryDetailView(
-        delivery=_view(detail.delivery),
+        delivery=detail.delivery,
         request=detail.request,
         holds=[HoldOfDelivery.model_validate(h) for h in detail.holds],
         dead_letters=[DeadLetterOfDelivery.model_validate(d) for d in detail.dead_letters],
@@ -229,11 +194,7 @@ def replay(
         detail = get_delivery(session, delivery_id)
     assert detail is not None
     return ReplayResultView(
-        delivery=_view(detail.delivery),
+        delivery=detail.delivery,
         previous_status=result.previous_status,
         dead_letters_replayed=result.dead_letters_replayed,
     )
-
-
-def _view(row: DeliveryListing) -> DeliveryView:
-    return DeliveryView.model_validate(row)

@@ -8,11 +8,10 @@ audited in the same transaction as the change (`inbound_document.assign|retry|re
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from pfi.console.audit import record_read
@@ -23,46 +22,8 @@ from pfi.inbound.worklist import InboundItem, WorklistError, get_item, list_ko
 router = APIRouter(prefix="/inbound", tags=["inbound"], responses=AUTH_RESPONSES)
 
 
-class InboundDocumentView(BaseModel):
-    """A document received by MSSanté, and what became of it."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    status: str
-    """pending, sending, integrated, ko, rejected"""
-    reason: str | None
-    """why it is KO: no patient found (and why), unreadable, or the DPI's refusal"""
-    error_code: str
-    """CI-SIS applicationErrorCondition for an unreadable mail: 903, 905, 906"""
-    attachment_key: str
-    document_uid: str
-    document_title: str
-    ins: str
-    patient_id: int | None
-    matched_by: str
-    """ins, traits or operator"""
-    attempts: int
-    last_error: str | None
-    mdm_control_id: str | None
-    sent_at: datetime | None
-    dpi_ack_code: str | None
-    dpi_ack_text: str | None
-    integrated_at: datetime | None
-    resolved_by: str | None
-    resolved_at: datetime | None
-    resolution: str | None
-    created_at: datetime
-    updated_at: datetime
-    mail_id: int
-    message_id: str
-    sender: str
-    subject: str
-    received_at: datetime
-
-
 class InboundPage(BaseModel):
-    items: list[InboundDocumentView]
+    items: list[InboundItem]
     next_before_id: int | None = None
     """Pass as `before_id` for the next (older) page; null on the last page."""
 
@@ -79,7 +40,7 @@ class ResolutionResult(BaseModel):
     outcome: str
     """integrated (the DPI answered AA), ko (refused again: see reason), pending (the DPI
     is unreachable: sent at the next poll), rejected"""
-    document: InboundDocumentView
+    document: InboundItem
 
 
 def integrator(request: Request) -> InboundIntegrator:
@@ -114,20 +75,20 @@ def list_documents(
         },
     )
     return InboundPage(
-        items=[_view(i) for i in items],
+        items=list(items),
         next_before_id=items[-1].id if len(items) == limit else None,
     )
 
 
 @router.get(
     "/ko/{document_id}",
-    response_model=InboundDocumentView,
+    response_model=InboundItem,
     summary="One received document",
     responses={404: {"description": "no such document"}},
 )
 def show_document(
     principal: Viewer, db: DatabaseDep, document_id: Annotated[int, Path(ge=1)]
-) -> InboundDocumentView:
+) -> InboundItem:
     with db.reader() as session:
         item = _get(session, document_id)
     record_read(
@@ -138,7 +99,7 @@ def show_document(
         document_id,
         details={"patient_id": item.patient_id},
     )
-    return _view(item)
+    return item
 
 
 _ACT_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -196,7 +157,7 @@ def reject_one(
     except WorklistError as exc:
         raise HTTPException(exc.status, detail=str(exc)) from None
     with db.reader() as session:
-        return ResolutionResult(outcome="rejected", document=_view(_get(session, document_id)))
+        return ResolutionResult(outcome="rejected", document=_get(session, document_id))
 
 
 def _resolve(
@@ -215,7 +176,7 @@ def _resolve(
     except WorklistError as exc:
         raise HTTPException(exc.status, detail=str(exc)) from None
     with found.db.reader() as session:
-        return ResolutionResult(outcome=outcome, document=_view(_get(session, document_id)))
+        return ResolutionResult(outcome=outcome, document=_get(session, document_id))
 
 
 def _get(session: Session, document_id: int) -> InboundItem:
@@ -223,7 +184,3 @@ def _get(session: Session, document_id: int) -> InboundItem:
         return get_item(session, document_id)
     except WorklistError as exc:
         raise HTTPException(exc.status, detail=str(exc)) from None
-
-
-def _view(item: InboundItem) -> InboundDocumentView:
-    return InboundDocumentView.model_validate(item)
