@@ -94,6 +94,7 @@ def _issue(
 
 @dataclass(frozen=True)
 class TestPki:
+    __test__ = False  # a fixture's value, not a test class
     ca_cert: Path
     server_cert: Path
     server_key: Path
