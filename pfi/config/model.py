@@ -202,6 +202,18 @@ class Settings(Section):
         return self
 
     @model_validator(mode="after")
+    def _mail_has_a_source_id(self) -> Settings:
+        mss = self.mssante
+        if mss is None or not mss.enabled or mss.xdm.source_id:
+            return self
+        if self.dmp is not None and self.dmp.identity.source_id:
+            return self
+        raise ValueError(
+            "mssante.xdm.source_id: the OID of this PFI is needed for the IHE_XDM.zip of "
+            "every mail (XDSSubmissionSet.sourceId); set it, or dmp.identity.source_id"
+        )
+
+    @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
         seen: dict[tuple[str, int], str] = {("http", self.http.port): "http"}
         for name, src in self.sources.items():

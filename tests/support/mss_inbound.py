@@ -91,6 +91,7 @@ def inbound_settings(imap_port: int, dpi_port: int) -> Settings:
             "mssante": {
                 "enabled": True,
                 "application_mailbox": APP,
+                "xdm": {"source_id": "1.2.250.1.999.1.1"},
                 "imap": {
                     "host": "127.0.0.1",
                     "port": imap_port,

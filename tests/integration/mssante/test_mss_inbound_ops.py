@@ -192,6 +192,7 @@ def _cli(ops: Ops, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[st
                     "mssante": {
                         "enabled": True,
                         "application_mailbox": APP,
+                        "xdm": {"source_id": "1.2.250.1.999.1.1"},
                         "imap": {
                             "host": "127.0.0.1",
                             "port": cfg.imap.port,
