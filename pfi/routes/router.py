@@ -348,6 +348,7 @@ class Router:
                 # a row that left under a hold it still answered to (the DMP copy sent
                 # invisible for an announcement): that hold ends with this release
                 writer.close_holds(row, kinds={k.value for k in released})
+                session.flush()  # release_hold refreshes the hold it was asked to release
         routing.input = input_to_json(new_input)
         routing.decision = decision.to_json()
         routing.route = decision.route

@@ -29,6 +29,7 @@ import pytest
 from sqlalchemy import select
 
 from pfi.adapters.mllp import MllpClient
+from pfi.cli.options import cli_actor
 from pfi.simulators.dmp import DmpSimulatorServer
 from pfi.store import Database
 from pfi.store.models import AuditEntry, Delivery, Hold
@@ -175,13 +176,17 @@ def test_announcement_hold_sends_the_dmp_copy_invisible_then_release_makes_it_vi
         with store(engine) as session:
             audits = session.scalars(
                 select(AuditEntry).where(
-                    AuditEntry.target_type == "hold", AuditEntry.target_id == str(hold_id)
+                    AuditEntry.target_type == "hold",
+                    AuditEntry.target_id == str(hold_id),
+                    AuditEntry.action == "hold.release",
                 )
             ).all()
-            assert [(a.action, a.reason) for a in audits] == [("hold.release", reason)], [
-                (a.action, a.target_type, a.reason) for a in audits
+            assert [(a.actor, a.reason) for a in audits] == [(cli_actor(), reason)], [
+                (a.actor, a.reason) for a in audits
             ]
-            assert audits[0].actor.startswith("cli:")
+            (released_hold,) = session.scalars(select(Hold).where(Hold.id == hold_id)).all()
+            assert released_hold.released_by == cli_actor()
+            assert released_hold.release_reason == reason
     finally:
         assert engine.stop() == 0
 
