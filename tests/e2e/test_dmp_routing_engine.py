@@ -236,7 +236,9 @@ def test_official_volet_oru_reaches_the_dmp_and_its_sender_gets_a_zam_z01(
 def test_dmp_failing_for_a_while_ends_with_every_document_in_it_exactly_once(
     tmp_path: Path, sim: DmpSimulatorServer, pki: TestPki
 ) -> None:
-    engine = dmp_engine(tmp_path, sim, pki)
+    # the breaker opens after 5 failures in a row; a short cooldown keeps the test short
+    delivery = {"backoff_base_s": 0.5, "backoff_max_s": 2, "retry_poll_s": 0.2}
+    engine = dmp_engine(tmp_path, sim, pki, delivery={**delivery, "breaker_cooldown_s": 2})
     engine.start()
     try:
         identify_patient(engine)
@@ -244,7 +246,11 @@ def test_dmp_failing_for_a_while_ends_with_every_document_in_it_exactly_once(
         fail_next(sim, mode="soap_fault", count=3)
         send(engine, [lab_oru(n) for n in (1, 2, 3)])
 
-        assert wait_for(lambda: len(dmp_entries(sim.url)) >= 3, 90), engine.logs()[-4000:]
+        assert wait_for(lambda: len(dmp_entries(sim.url)) >= 3, 90), (
+            delivery_statuses(engine),
+            httpx.get(f"{sim.url}/_sim/stats", timeout=5).json(),
+        )
+        assert httpx.get(f"{sim.url}/_sim/stats", timeout=5).json()["pending_failures"] == 0
         assert wait_for(lambda: delivery_statuses(engine) == {"delivered": 3}, 30), (
             delivery_statuses(engine)
         )
