@@ -605,9 +605,21 @@ class _Decider:
             outcome = Outcome.HOLD
         else:
             outcome = Outcome.SEND
+        watching: tuple[Hold, ...] = ()
+        if (
+            outcome is Outcome.SEND
+            and want.kind is DestinationKind.DMP
+            and self.announcement_active
+            and self.hold_rule is not None
+            and not self.hold_rule.dmp_held
+        ):
+            # sent now, invisible to the patient: the hold still owns the patient's view
+            watching = (self._route_hold(),)
         detail = f"{outcome.value} {operation.value}"
         if outcome is not Outcome.SEND:
             detail += " — " + (refusal or "; ".join(h.reason for h in holds))
+        elif watching:
+            detail += " — invisible to the patient until the announcement hold is released"
         self._step("outcome", want.key, detail)
         return Destination(
             kind=want.kind,
@@ -619,6 +631,7 @@ class _Decider:
             refusal=refusal,
             requested_by=tuple(want.requested_by),
             no_reply=want.no_reply,
+            watching=watching,
         )
 
     def _patient_address(self) -> str:

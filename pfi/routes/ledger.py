@@ -221,6 +221,7 @@ class LedgerWriter:
         for row, (dest, _) in zip(rows, items, strict=True):
             if dest.outcome is Outcome.SEND:
                 self.publish(row)
+                to_hold.extend((row, hold) for hold in dest.watching)
             elif dest.outcome is Outcome.HOLD:
                 self.changes.held.append(row.id)
                 self.changes.held_destinations.append(row.destination)
@@ -251,6 +252,7 @@ class LedgerWriter:
             self.close_holds(row, kinds=None)
             self.session.flush()
             self.publish(row)
+            self.place_holds([(row, hold) for hold in dest.watching])
         elif dest.outcome is Outcome.HOLD:
             self.sync_holds(row, dest)
             self.changes.held.append(row.id)

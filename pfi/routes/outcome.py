@@ -75,6 +75,11 @@ class Destination:
     refusal: str = ""
     requested_by: tuple[str, ...] = ()
     no_reply: bool = False  # patient mail: X-MSS-MES: FIN
+    #: Holds that do not keep it but that it still answers to: the DMP copy sent at once,
+    #: invisible to the patient, under an announcement hold. Recorded as open holds on
+    #: its row so that the operator or a release trigger can end them (then an ITI-57
+    #: update makes it visible), even when no other destination is held.
+    watching: tuple[Hold, ...] = ()
 
     @property
     def key(self) -> str:
@@ -103,7 +108,7 @@ class Destination:
             "holds": [h.to_json() for h in self.holds],
             "requested_by": list(self.requested_by),
             "no_reply": self.no_reply,
-        }
+        } | ({"watching": [h.to_json() for h in self.watching]} if self.watching else {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,6 +264,14 @@ class Router:
         for row in earlier:
             if row.status == "held":
                 writer.supersede(row, version.version, sender_release)
+            elif row.status in LEFT and row.revision == 0:
+                # the hold an earlier copy still answered to passes to this version's rows
+                writer.close_holds(
+                    row,
+                    kinds=None,
+                    reason=sender_release or f"superseded by version {version.version}",
+                    action="hold.release" if sender_release else "hold.close",
+                )
         latest_left = _latest_left(earlier)
         writer.add_all(
             decision, [(dest, _previous(dest, latest_left)) for dest in decision.destinations]
@@ -336,6 +344,11 @@ class Router:
         for key, row in first.items():
             if key not in seen and row.status == "held":
                 writer.drop(row, f"no longer routed here: {reason}")
+            elif released and row.status in LEFT:
+                # a row that left under a hold it still answered to (the DMP copy sent
+                # invisible for an announcement): that hold ends with this release
+                writer.close_holds(row, kinds={k.value for k in released})
+                session.flush()  # release_hold refreshes the hold it was asked to release
         routing.input = input_to_json(new_input)
         routing.decision = decision.to_json()
         routing.route = decision.route
@@ -651,7 +664,7 @@ def _names_document(signal: ReleaseSignal, version: DocumentVersion, document: D
 
 def _hold_lists_trigger(decision: Mapping[str, Any], signal: ReleaseSignal) -> bool:
     for dest in decision.get("destinations", []):
-        for hold in dest.get("holds", []):
+        for hold in [*dest.get("holds", []), *dest.get("watching", [])]:
             if hold.get("kind") == signal.releases.value and signal.trigger in hold.get(
                 "released_by", []
             ):

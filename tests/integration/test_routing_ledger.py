@@ -50,6 +50,10 @@ routes:
     from: {source: DPI, code: 51969-4}
     hold: retain
     to: [dmp, mss_copies, mss_patient]
+  - name: DPI imaging to the DMP only, announced first
+    from: {source: DPI, document: CR-IMG}
+    hold: {kind: announcement, released_by: [RIS announcement done]}
+    to: [dmp]
   - name: anything else
     to: []
 release_triggers:
@@ -250,10 +254,16 @@ def test_announcement_release_makes_the_dmp_copy_visible_and_sends_the_patient_m
     }
     dmp = ledger(db, vid)["dmp"]
     assert ["INVISIBLE_PATIENT", MASKING_SYSTEM] in dmp.request["confidentiality_codes"]
-    assert open_holds(db, vid) == [("mss_patient", "announcement")]
+    # the DMP copy that left invisible still answers to the hold (an operator or a
+    # trigger ends it even where no other destination waits): release that one
+    assert open_holds(db, vid) == [("dmp", "announcement"), ("mss_patient", "announcement")]
     deliver(db, vid)
     with db.reader() as s:
-        hold_id = s.scalar(select(Hold.id).where(Hold.document_version_id == vid))
+        hold_id = s.scalar(
+            select(Hold.id)
+            .join(Delivery, Hold.delivery_id == Delivery.id)
+            .where(Hold.document_version_id == vid, Delivery.destination == "dmp")
+        )
     assert hold_id is not None
 
     with db.transaction() as s:
@@ -271,9 +281,10 @@ def test_announcement_release_makes_the_dmp_copy_visible_and_sends_the_patient_m
     assert sorted(o.record["delivery_id"] for o in released.outgoing) == sorted(
         [update.id, rows["mss_patient"].id]
     )
+    assert open_holds(db, vid) == []
     assert [(e.actor, e.reason) for e in audit(db, "hold.release")] == [
         ("jdupont", "announcement consultation done")
-    ]
+    ] * 2
     assert audit(db, "hold.release")[0].details["token_id"] == "t0"
     assert [e.details["updates_delivery_id"] for e in audit(db, "delivery.update_masking")] == [
         dmp.id
@@ -510,6 +521,45 @@ def test_release_trigger_releases_the_document_it_names(db: Database, router: Ro
     )
     with db.transaction() as s:
         assert router.release_by_signal(s, unlisted, actor="x", reason="y")[0] == []
+
+
+DMP_ONLY_IMG = {"source": "DPI", "document_type": "CR-IMG", "document_code": "18748-4"}
+
+
+@pytest.mark.parametrize("by", ["operator", "trigger"])
+def test_announcement_of_a_document_routed_to_the_dmp_only_is_released_to_the_patient(
+    db: Database, router: Router, by: str
+) -> None:
+    pid = patient(db, ins=INS, qualified=True)
+    vid, _ = route(
+        db,
+        router,
+        patient_id=pid,
+        set_id=f"IMG-D-{by}",
+        meta=lab_meta(filler="DPI-1"),
+        **DMP_ONLY_IMG,
+    )
+    dmp = ledger(db, vid)["dmp"]
+    assert dmp.status == "pending"
+    assert ["INVISIBLE_PATIENT", MASKING_SYSTEM] in dmp.request["confidentiality_codes"]
+    # nothing else waits: the open hold on the DMP copy is what an operator releases
+    assert open_holds(db, vid) == [("dmp", "announcement")]
+    deliver(db, vid)
+    with db.transaction() as s:
+        if by == "operator":
+            hold_id = s.scalar(select(Hold.id).where(Hold.document_version_id == vid))
+            assert hold_id is not None
+            hold, _ = router.release_hold(s, hold_id, actor=OPERATOR, reason="announced today")
+            assert (hold.released_by, hold.release_reason) == ("jdupont", "announced today")
+        else:
+            signal = ReleaseSignal(
+                "RIS announcement done", HoldKind.ANNOUNCEMENT, "filler_order_number", "DPI-1"
+            )
+            assert router.release_by_signal(s, signal, actor="pfi:hl7", reason="ORM")[0] == [vid]
+    update = ledger(db, vid)["dmp#1"]
+    assert (update.status, update.operation) == ("pending", "update_masking")
+    assert update.request["confidentiality_codes"] == [["N", CDA_SYSTEM]]
+    assert open_holds(db, vid) == []
 
 
 def test_versions_not_valid_are_not_routed(db: Database, router: Router) -> None:
