@@ -90,7 +90,8 @@ def mss_engine(tmp_path: Path, sim: MssSimulator, routes: str = LAB_TO_MAIL) -> 
 def body_of(sim: MssSimulator, address: str, index: int = 0) -> str:
     raw = sim.messages_for(address)[index].raw
     msg = message_from_bytes(raw, policy=policy.default)
-    return str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    text = str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    return text.replace("\r\n", "\n")
 
 
 def deliveries(engine: EngineProcess, *args: str) -> list[dict[str, Any]]:
