@@ -153,14 +153,11 @@ class DemoSimulators:
         if ports != [MSS_SMTP_PORT, MSS_IMAP_PORT, MSS_HTTP_PORT]:
             log.warning("MSSanté simulator: a usual port is busy, it takes a free one instead")
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: every command
-        self.mss = MssSimulator(
-            host="127.0.0.1",
-            smtp_port=ports[0],
-            imap_port=ports[1],
-            http_port=ports[2],
-            patient_domain=base.patient_domain,
-            mailboxes={mailbox: password},
-        ).start()
+        try:
+            self.mss = self._mss_simulator(ports, base.patient_domain, mailbox, password)
+        except (RuntimeError, TimeoutError):  # taken between the probe and the bind
+            log.warning("MSSanté simulator: a port was taken meanwhile, it takes free ones")
+            self.mss = self._mss_simulator([0, 0, 0], base.patient_domain, mailbox, password)
         mss = simulated_mss_settings(base, self.mss, password)
         self._settings.mssante = mss
         os.environ[SIMULATED_MSS_ENV] = mss_settings_json(mss)
@@ -172,6 +169,19 @@ class DemoSimulators:
             mailbox,
             self.mss.http_url,
         )
+
+    @staticmethod
+    def _mss_simulator(
+        ports: list[int], patient_domain: str, mailbox: str, password: str
+    ) -> MssSimulator:
+        return MssSimulator(
+            host="127.0.0.1",
+            smtp_port=ports[0],
+            imap_port=ports[1],
+            http_port=ports[2],
+            patient_domain=patient_domain,
+            mailboxes={mailbox: password},
+        ).start()
 
     def stop(self) -> None:
         os.environ.pop(SIMULATED_DMP_ENV, None)
