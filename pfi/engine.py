@@ -485,8 +485,11 @@ def run_engine(
         from pfi.simulators.demo import apply_simulated_settings
 
         if apply_simulated_settings(settings):
+            mss = settings.mssante
             log.info(
-                "workers deliver to the DMP simulator at %s", settings.dmp and settings.dmp.url
+                "workers deliver to the simulators: DMP %s, MSSanté %s",
+                settings.dmp and settings.dmp.url,
+                f"smtp://{mss.smtp.host}:{mss.smtp.port}" if mss and mss.enabled else "-",
             )
     try:
         engine = Engine(settings, role=role, config_path=config_path)

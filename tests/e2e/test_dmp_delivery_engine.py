@@ -17,7 +17,6 @@ from pfi.simulators.dmp import DmpSimulatorServer
 from pfi.store import Database
 from pfi.store.models import Delivery
 from tests.support.dmp_engine import (
-    LAB_TO_DMP,
     ORU,
     dmp_engine,
     dmp_entries,
@@ -28,6 +27,7 @@ from tests.support.dmp_engine import (
 )
 from tests.support.dmp_pki import TestPki
 from tests.support.engine import REPO, EngineProcess
+from tests.support.mss_engine import PATIENT, PRESCRIBER, import_annuaire, mail_to, xdm_of
 
 pytestmark = pytest.mark.slow
 
@@ -94,11 +94,19 @@ def test_kill_9_during_dmp_calls_then_restart_registers_every_document_once(
         assert engine.stop() == 0
 
 
-def test_run_with_simulators_delivers_to_its_own_dmp_simulator_out_of_the_box(
+LAB_TO_DMP_AND_MAIL = """
+routes:
+  - name: lab to the DMP, the prescriber and the patient
+    from: {source: SGL, document: CR-BIO}
+    to: [dmp, mss_prescriber, mss_patient]
+"""
+
+
+def test_run_with_simulators_delivers_to_its_own_dmp_and_mssante_simulators_out_of_the_box(
     tmp_path: Path,
 ) -> None:
     routes = tmp_path / "routes.yaml"
-    routes.write_text(LAB_TO_DMP, encoding="utf-8")
+    routes.write_text(LAB_TO_DMP_AND_MAIL, encoding="utf-8")
     engine = EngineProcess(
         tmp_path / "engine",
         config={
@@ -107,15 +115,31 @@ def test_run_with_simulators_delivers_to_its_own_dmp_simulator_out_of_the_box(
         },
         args=("--with-simulators",),
     )
+    import_annuaire(engine)
     engine.start()
     try:
-        found = re.search(r"DMP simulator on (http://127\.0\.0\.1:\d+)", engine.logs())
-        assert found, engine.logs()[-3000:]
+        logs = engine.logs()
+        found = re.search(r"DMP simulator on (http://127\.0\.0\.1:\d+)", logs)
+        assert found, logs[-3000:]
         url = found.group(1)
+        mss = re.search(
+            r"MSSanté simulator on smtp://127\.0\.0\.1:\d+ .*messages: "
+            r"(http://127\.0\.0\.1:\d+)/_sim/messages\?to=",
+            logs,
+        )
+        assert mss, logs[-3000:]
+        mss_url = mss.group(1)
         identify_patient(engine)
         send(engine, [lab_oru(7)])
         assert wait_for(lambda: len(dmp_entries(url)) == 1, 60), engine.logs()[-4000:]
         assert (engine.workdir / "var/simulators/pki/demo-seal.pem").is_file()
+
+        assert wait_for(lambda: len(mail_to(mss_url, PRESCRIBER)) == 1, 60), engine.logs()[-4000:]
+        assert wait_for(lambda: len(mail_to(mss_url, PATIENT)) == 1, 30)
+        (mail,) = mail_to(mss_url, PRESCRIBER)
+        xdm = xdm_of(mail)
+        assert xdm["problems"] == [] and len(xdm["documents"]) == 1, xdm
+        assert mail["recipient"] == PRESCRIBER and not mail["tls"]
     finally:
         assert engine.stop() == 0
 

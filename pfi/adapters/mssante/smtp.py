@@ -39,6 +39,12 @@ from types import TracebackType
 from pfi.config.mssante import MssClientTls, MssSmtpSettings
 from pfi.transforms.mssante.xtext import xtext_encode
 
+#: Serialisation on the wire: CRLF, and headers folded at the RFC 5322 hard limit (998)
+#: rather than at 78. At 78 the email package moves a value that does not fit on the first
+#: line whole onto the next one ("Subject:\r\n XDM/1.0/DDM+..."): valid, yet a receiver
+#: reading the raw line, or Python's own parser (which keeps the leading space), then sees
+#: a Subject not starting with XDM/1.0/DDM+ - and every real report title is that long.
+WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _ENHANCED_57 = re.compile(r"^\s*5\.7\.\d{1,3}\b")
 
@@ -131,7 +137,7 @@ class MssSmtpSender:
             envelope_from = senders[0]
         sender = envelope_from
         message_id = str(message.get("Message-ID", "")).strip()
-        data = message.as_bytes(policy=policy.SMTP)
+        data = message.as_bytes(policy=WIRE_POLICY)
         want_dsn = self.settings.request_dsn if delivery_receipt is None else delivery_receipt
         with self._lock:
             for attempt in (1, 2):

@@ -103,7 +103,12 @@ def _is_report(msg: Message) -> bool:
 
 
 def decoded_header(value: str) -> str:
-    """RFC 2047 encoded words decoded (messages are parsed with the compat32 policy)."""
+    """RFC 2047 encoded words decoded, without the folding white space that may open the
+    value: messages are parsed with the compat32 policy, which keeps a folded value as
+    written, and the email package folds a long Subject right after its colon when its
+    first words do not fit on that line ("Subject:\\r\\n XDM/1.0/DDM+...", RFC 5322
+    valid: the field body starts after the unfolded white space)."""
+    value = value.lstrip(" \t\r\n")
     try:
         return str(make_header(decode_header(value)))
     except (HeaderParseError, UnicodeDecodeError, LookupError):
