@@ -96,6 +96,8 @@ def cdas_of(entries: list[StoredEntry]) -> dict[int, StoredEntry]:
     """Registered CR-BIO by ORU number (order CMD<50000+n> in the CDA); signatures skipped."""
     out: dict[int, StoredEntry] = {}
     for stored in entries:
+        if not stored.set_id:  # the XAdES signature of a submission set (no CDA setId)
+            continue
         match = ORDER.search(stored.content)
         if match:
             out[int(match.group(1)) - 50000] = stored
@@ -146,7 +148,10 @@ def direct(settings: object, cdas: list[bytes], threads: int) -> tuple[int, floa
     with DmpClient(settings) as dmp:  # type: ignore[arg-type]
         start = time.perf_counter()
         if threads == 1:
-            accepted = sum(dmp.submit(cda).accepted for cda in cdas)
+            outcomes = [dmp.submit(cda) for cda in cdas]
+            refused = [o.reason for o in outcomes if not o.accepted]
+            assert not refused, f"{len(refused)} refused; first: {refused[0]}"
+            accepted = len(outcomes)
         else:
             with ThreadPoolExecutor(threads) as pool:
                 accepted = sum(o.accepted for o in pool.map(dmp.submit, cdas))
