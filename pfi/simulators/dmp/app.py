@@ -35,8 +35,9 @@ def create_app(
     options: SimulatorOptions | None = None,
     failures: FailurePlan | None = None,
 ) -> FastAPI:
-    registry = registry or DmpRegistry()
-    failures = failures or FailurePlan()
+    # `is None`, not `or`: an empty registry is falsy (len 0) and must still be the one used
+    registry = DmpRegistry() if registry is None else registry
+    failures = FailurePlan() if failures is None else failures
     service = DmpService(registry, options or SimulatorOptions())
     app = FastAPI(title="PFI DMP simulator", docs_url=None, redoc_url=None)
     app.state.registry = registry

@@ -6,6 +6,8 @@ sits, which performer carries the practice setting...) lives in one place.
 
 from __future__ import annotations
 
+import threading
+
 from lxml import etree
 
 from pfi.transforms.xds import ns
@@ -31,14 +33,32 @@ def parse_cda(cda: bytes) -> etree._Element:
     return root
 
 
+_compiled = threading.local()
+
+
+def _xpath(path: str) -> etree.XPath:
+    """`path` compiled once per thread (a few dozen paths, read for every DMP submission:
+    `root.xpath(path)` compiled each of them again on every call). Per thread because
+    lxml does not promise that one XPath object may be evaluated by two threads at once."""
+    cache: dict[str, etree.XPath] | None = getattr(_compiled, "cache", None)
+    if cache is None:
+        cache = _compiled.cache = {}
+    found = cache.get(path)
+    if found is None:
+        if len(cache) > 1024:  # bounded: the paths are literals of this package
+            cache.clear()
+        found = cache[path] = etree.XPath(path, namespaces=V3)
+    return found
+
+
 def first(root: etree._Element, path: str) -> etree._Element | None:
-    found = root.xpath(path, namespaces=V3)
+    found = _xpath(path)(root)
     assert isinstance(found, list)
     return found[0] if found else None  # type: ignore[return-value]
 
 
 def all_of(root: etree._Element, path: str) -> list[etree._Element]:
-    found = root.xpath(path, namespaces=V3)
+    found = _xpath(path)(root)
     assert isinstance(found, list)
     return found  # type: ignore[return-value]
 

@@ -9,6 +9,7 @@ senders produce.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,8 +44,37 @@ class MtomMessage:
         return part.data
 
 
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*")
+_PARAM = re.compile(rf';\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
 def content_type_params(value: str) -> tuple[str, dict[str, str]]:
-    """(media type, parameters) of a Content-Type header value, quoted strings handled."""
+    """(media type, parameters) of a Content-Type header value, quoted strings handled.
+
+    RFC 2045 syntax (token / quoted-string parameters) is read by two regular expressions:
+    this runs on every DMP request and answer, where `email`'s header registry cost ~1 ms
+    a call. Anything else (RFC 2231 continuations, comments, stray characters) goes to
+    `email`'s lenient parser, as before."""
+    media = _MEDIA.match(value)
+    if media is not None:
+        params: dict[str, str] = {}
+        pos = media.end()
+        while pos < len(value):
+            param = _PARAM.match(value, pos)
+            if param is None:
+                break
+            name, quoted, token = param.groups()
+            params[name.lower()] = _QUOTED_PAIR.sub(r"\1", quoted) if token is None else token
+            pos = param.end()
+        else:
+            if not any("*" in k for k in params):
+                return f"{media.group(1)}/{media.group(2)}".lower(), params
+    return _content_type_params_email(value)
+
+
+def _content_type_params_email(value: str) -> tuple[str, dict[str, str]]:
     msg = EmailMessage()
     msg["content-type"] = value
     params = msg["content-type"].params

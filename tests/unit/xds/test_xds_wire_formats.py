@@ -169,3 +169,25 @@ def test_xades_signature_covers_every_document_of_the_submission(credentials) ->
         verify_submission_signature(
             signature, submission_set_unique_id="2.25.7", documents={"1.2.3": cda, "1.2.4": cda}
         )
+
+
+CONTENT_TYPES = [
+    'multipart/related; boundary="MIMEBoundary_0d33"; type="application/xop+xml"; '
+    'start="<root.message@pfi>"; start-info="application/soap+xml"; action="urn:ihe:iti:2007:x"',
+    "application/soap+xml; charset=UTF-8",
+    'Multipart/Related;boundary=abc;type="a\\"b;c"',
+    "application/soap+xml",
+    "",
+    "garbage",
+    'text/xml; charset="utf-8" ; x=y',
+    "multipart/related; boundary*=utf-8''abc",
+    "a/b; c",
+    'multipart/related; boundary="a b"',
+]
+
+
+@pytest.mark.parametrize("value", CONTENT_TYPES)
+def test_content_type_fast_parser_reads_headers_as_the_email_parser_does(value: str) -> None:
+    from pfi.transforms.xds.mtom import _content_type_params_email, content_type_params
+
+    assert content_type_params(value) == _content_type_params_email(value)
