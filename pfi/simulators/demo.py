@@ -228,7 +228,9 @@ def simulated_mss_settings(
             "poll_interval_s": min(base.imap.poll_interval_s, DEMO_IMAP_POLL_S),
         }
     )
-    return base.model_copy(update={"enabled": True, "smtp": smtp, "imap": imap})
+    # the demo's own XDS sourceId unless the configuration names one
+    xdm = base.xdm.model_copy(update={"source_id": base.xdm.source_id or DEMO_IDENTITY.source_id})
+    return base.model_copy(update={"enabled": True, "smtp": smtp, "imap": imap, "xdm": xdm})
 
 
 def mss_settings_json(mss: MssanteSettings) -> str:
