@@ -14,13 +14,27 @@ from pfi.config.model import Settings, SourceSettings
 from pfi.engine import Engine
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` free loopback ports, all different (the OS may hand a just-freed one out
+    again), with a bounded number of tries."""
+    ports: list[int] = []
+    for _ in range(count * 20):
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"no {count} distinct free ports")
+
+
 def engine_settings(tmp_path: Path, db_url: str, **sources: dict[str, Any]) -> Settings:
     settings = Settings()
     settings.engine.data_dir = tmp_path / "var"
     settings.engine.shutdown_timeout_s = 5
     settings.engine.worker_process = False  # stages as threads: the test reads their effects
     settings.database.url = db_url
-    settings.http.port = free_port()
+    ports = distinct_free_ports(4)  # one port given twice would fail validation
+    settings.http.port = ports.pop()
     # documents checked against the XSD only, in the stage's thread: no schematron
     # compile (1.2 GB, 15+ s of CPU) in tests that are not about documents (those set
     # documents.schematron: required themselves, see tests/support/documents.py)
@@ -32,7 +46,7 @@ def engine_settings(tmp_path: Path, db_url: str, **sources: dict[str, Any]) -> S
         "RIS": ["ORU^R01", "MDM", "ADT"],
     }
     settings.sources = {
-        name: SourceSettings(port=free_port(), allowed_message_types=types, **sources.get(name, {}))
+        name: SourceSettings(port=ports.pop(), allowed_message_types=types, **sources.get(name, {}))
         for name, types in defaults.items()
     }
     return settings
