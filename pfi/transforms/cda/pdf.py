@@ -81,35 +81,11 @@ def render_lab_report_pdf(report: LabReport, context: CdaContext) -> bytes:
         creator="PFI",
         invariant=1,
     )
-    story: list = []
-    addr = org.address
-    lab_lines = [
-        org.name,
-        addr.street,
-        f"{addr.postal_code} {addr.city}".strip(),
-        org.telecom.removeprefix("tel:"),
-        f"FINESS {org.finess}",
+    story: list = [
+        _establishment_and_patient(context, report.patient),
+        Spacer(1, 4 * mm),
+        _p("Compte rendu d'examens biologiques", _TITLE),
     ]
-    p = report.patient
-    ins = p.ins
-    patient_lines = [
-        f"{p.birth_family} {p.given}".strip()
-        + (f" (nom d'usage {p.used_family})" if p.used_family else ""),
-        f"Né(e) le {_date(p.birth_date)} — sexe {p.sex}",
-        f"INS {ins.value}" if ins and p.identity_status == "VALI" else "",
-        "IPP " + ", ".join(i.value for i in p.local_ids) if p.local_ids else "",
-    ]
-    header = Table(
-        [
-            [
-                _p("\n".join(x for x in lab_lines if x), _BOLD),
-                _p("\n".join(x for x in patient_lines if x), _RIGHT),
-            ]
-        ],
-        colWidths=[90 * mm, 90 * mm],
-    )
-    header.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story += [header, Spacer(1, 4 * mm), _p("Compte rendu d'examens biologiques", _TITLE)]
     story.append(
         _p(
             f"Demande {report.placer_group or report.filler_group or '—'} — "
