@@ -6,7 +6,6 @@ import io
 import smtplib
 import time
 import zipfile
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -34,21 +33,6 @@ from tests.support.mss import (
 
 DR = "dr.house@ch-b.mssante.fr"
 UNKNOWN = "inconnu@ch-b.mssante.fr"
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[MssSimulator]:
-    with MssSimulator(
-        smtp_port=0, imap_port=0, http_port=0, mailboxes={APP: APP_PASSWORD}
-    ) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def mss(sim: MssSimulator) -> MssSimulator:
-    sim.state.reset()
-    sim.configure(unknown=[], opposed=[], unknown_mode="bounce")
-    return sim
 
 
 def _sender(sim: MssSimulator, **settings: object) -> MssSmtpSender:

@@ -36,21 +36,6 @@ DR = "dr.house@ch-b.mssante.fr"
 UNKNOWN = "inconnu@ch-b.mssante.fr"
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[MssSimulator]:
-    with MssSimulator(
-        smtp_port=0, imap_port=0, http_port=0, mailboxes={APP: APP_PASSWORD}
-    ) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def mss(sim: MssSimulator) -> MssSimulator:
-    sim.state.reset()
-    sim.configure(unknown=[], opposed=[], unknown_mode="bounce")
-    return sim
-
-
 def settings_for(sim: MssSimulator) -> MssanteSettings:
     return mss_settings(
         imap={

@@ -47,13 +47,6 @@ def sim(pki: dmp_pki.TestPki) -> Iterator[MssSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def mss(sim: MssSimulator) -> MssSimulator:
-    sim.state.reset()
-    sim.configure(unknown=[], opposed=[], unknown_mode="bounce")
-    return sim
-
-
 def settings_for(sim: MssSimulator, pki: dmp_pki.TestPki, **extra: object) -> MssanteSettings:
     return mss_settings(
         host="127.0.0.1",
