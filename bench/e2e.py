@@ -44,6 +44,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import sqlalchemy
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -160,6 +161,14 @@ def direct(settings: object, cdas: list[bytes], threads: int) -> tuple[int, floa
         return accepted, time.perf_counter() - start
 
 
+def empty_database(url: str) -> None:
+    """A PostgreSQL store starts empty, as the SQLite file does (the ORUs reuse numbers)."""
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=5.0, help="ORUs/s offered; 0: all at once")
@@ -167,24 +176,40 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=0, help="ORUs (overrides rate × duration)")
     parser.add_argument("--patients", type=int, default=6)
     parser.add_argument("--schematron", choices=("off", "required"), default="off")
+    parser.add_argument(
+        "--document-processes",
+        type=int,
+        default=1,
+        help="documents.validation_processes (1, the default: CDA build and checks off the "
+        "workers' interpreter; 0: in the documents stage's thread)",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="delivery.concurrency")
     parser.add_argument("--max-batch", type=int, default=50, help="delivery.max_batch")
     parser.add_argument("--max-wait", type=float, default=120.0, help="seconds after the last send")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="the engine's store, EMPTIED first (default: SQLite in the tmp dir)",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--log-level", default="WARNING", help="the engine's (log in the tmp dir)")
     args = parser.parse_args()
     count = args.count or round(args.rate * args.duration) or 60
     count = min(count, MAX_DOCUMENTS)
 
+    if args.database_url:
+        empty_database(args.database_url)
     tmp = Path(tempfile.mkdtemp(prefix="pfi-bench-e2e-"))
     pki = make_pki(tmp / "pki")
     options = SimulatorOptions(trusted_signers=load_certificates([pki.signing_cert]))
     sim = DmpSimulatorServer("127.0.0.1", 0, options=options).start()
     routes = tmp / "routes.yaml"
     routes.write_text(ROUTES, encoding="utf-8")
-    documents: dict[str, object] = {"loinc_dir": str(ROOT / "config/loinc")}
-    if args.schematron == "required":
-        documents |= {"schematron": "required", "validation_processes": 1}
+    documents: dict[str, object] = {
+        "loinc_dir": str(ROOT / "config/loinc"),
+        "schematron": args.schematron,
+        "validation_processes": args.document_processes,
+    }
     engine = EngineProcess(
         tmp / "engine",
         config={
@@ -203,7 +228,8 @@ def main() -> None:
                 },
             },
             "logging": {"level": args.log_level},
-        },
+        }
+        | ({"database": {"url": args.database_url}} if args.database_url else {}),
     )
     try:
         engine.start(wait_ready_s=300 if args.schematron == "required" else 90)
