@@ -181,6 +181,9 @@ class StageRunner:
         self._thread: threading.Thread | None = None
         self._consumer: KafkaConsumer | None = None
         self.lag: int = 0
+        #: partition -> offset of the first polled record not applied yet: the consumer's
+        #: position is already past the whole batch in hand, which is still to do
+        self._unapplied_from: dict[int, int] = {}
         self.processed_total = 0
         self.last_error: str | None = None
         self.ready = threading.Event()
@@ -227,11 +230,13 @@ class StageRunner:
                 polled = consumer.poll(
                     timeout_ms=self._poll_timeout_ms, max_records=self._max_batch
                 )
-                self._update_lag(consumer)
                 if not polled:
+                    self._update_lag(consumer)
                     continue
                 raw = [rec for recs in polled.values() for rec in recs]
                 records = [self._decode(r) for r in raw]
+                self._hold(records)
+                self._update_lag(consumer)
                 self._prepare(records)
                 start = 0
                 while start < len(records) and not self._stop.is_set():
@@ -254,6 +259,8 @@ class StageRunner:
                     self.last_error = None
                     done = records[start : start + outcome.consumed]
                     self._commit(consumer, done)
+                    self._applied(records[start + outcome.consumed :])
+                    self._update_lag(consumer)
                     self._db.let_other_writers_in()
                     start += outcome.consumed
                     self.processed_total += outcome.consumed
@@ -452,8 +459,19 @@ class StageRunner:
                 exc,
             )
 
+    def _hold(self, records: list[Record]) -> None:
+        """A polled batch is in hand: it counts as lag until applied."""
+        for r in records:
+            self._unapplied_from.setdefault(r.partition, r.offset)
+
+    def _applied(self, remaining: list[Record]) -> None:
+        """Part of the batch in hand is applied; what remains still counts as lag."""
+        self._unapplied_from = {}
+        self._hold(remaining)
+
     def _seek_to(self, consumer: KafkaConsumer, pending: list[Record]) -> None:
         """Go back to the first record not yet applied, on each partition."""
+        self._unapplied_from = {}
         first: dict[int, int] = {}
         for r in pending:
             first[r.partition] = min(first.get(r.partition, r.offset), r.offset)
@@ -461,21 +479,28 @@ class StageRunner:
             consumer.seek(TopicPartition(self._topic, partition), offset)
 
     def _seek_to_beginning(self, consumer: KafkaConsumer) -> None:
+        self._unapplied_from = {}
         parts = consumer.assignment()
         if parts:
             consumer.seek_to_beginning(*parts)
             log.info("stage %s: re-reading %s from the beginning", self.stage.name, self._topic)
 
     def _update_lag(self, consumer: KafkaConsumer) -> None:
+        """Records on the topic this stage has not applied yet: the ones the broker has
+        not handed over (highwater - position) and the polled ones still in hand. Local
+        figures only (highwater comes with each fetch): no broker round trip."""
         lag = 0
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is None:
                 continue
             try:
-                lag += max(0, high - consumer.position(tp, timeout_ms=0))
+                position = consumer.position(tp, timeout_ms=0)
             except Exception:
                 continue
+            if position is None:
+                continue
+            lag += max(0, high - min(position, self._unapplied_from.get(tp.partition, position)))
         self.lag = lag
 
 

@@ -58,7 +58,7 @@ def bus(db: Database, kafka_settings: KafkaSettings) -> Iterator[dict]:
     ensure_topics(kafka_settings, kafka_settings.bootstrap_servers or "")
     started: dict = {"runners": [], "relay": None}
 
-    def start(stage: CountingStage) -> StageRunner:
+    def start(stage: CountingStage, **options: object) -> StageRunner:
         if started["relay"] is None:
             relay = OutboxRelay(
                 db,
@@ -79,6 +79,7 @@ def bus(db: Database, kafka_settings: KafkaSettings) -> Iterator[dict]:
             kafka_settings.topic_prefix,
             assign_partitions=True,
             on_emitted=started["relay"].notify,
+            **options,  # type: ignore[arg-type]
         )
         runner.start()
         started["runners"].append(runner)
@@ -102,6 +103,19 @@ def test_stored_records_are_published_and_applied_once(db: Database, bus: dict) 
     assert emitted is not None
     time.sleep(0.5)
     assert counting.count(db) == (300, 300)
+
+
+def test_lag_counts_the_polled_records_not_applied_yet(db: Database, bus: dict) -> None:
+    """The consumer's position is past the whole polled batch at once; the lag ops watch
+    must still show the backlog the stage is working through, then drop to zero."""
+    enqueue(db, range(1, 61))
+    runner = bus["start"](CountingStage(delay_s=0.05), max_transaction_s=0.001)
+    assert wait_for(lambda: counting.count(db)[0] >= 10, 30), counting.count(db)
+    applied, _ = counting.count(db)
+    lag = runner.lag
+    assert 60 - applied - 5 <= lag <= 60 - applied + 1, (lag, applied)
+    assert wait_for(lambda: counting.count(db) == (60, 60), 30), counting.count(db)
+    assert wait_for(lambda: runner.lag == 0, 5), runner.lag
 
 
 def test_republished_records_are_skipped_by_the_inbox(db: Database, bus: dict) -> None:
