@@ -12,7 +12,9 @@ that no database lock is held during a call to the DMP (SQLite has one writer):
 2. the calls, patients in parallel (`delivery.concurrency`), one patient's requests in
    their order; requests for a document that appears twice in the batch are planned
    one after the other, after the previous one's outcome is written;
-3. each outcome in its own short transaction: delivered (external id, delivered_at),
+3. the outcomes of the batch in one short transaction (one wait for the write lock, one
+   commit; each row in a savepoint of its own), before a later request for the same
+   document is planned if there is one: delivered (external id, delivered_at),
    refused (the destination's words, audited, never retried), or transient: failed
    with next_attempt_at (exponential backoff with jitter; the attempt was counted when
    the row was marked sending, so a call the worker died in counts too), and after
@@ -85,6 +87,8 @@ class _Item:
     plan: Plan | None = None
     error: BaseException | None = None
     done: bool = False
+    #: the destination's answer, until the outcome is written
+    result: SendResult | None = None
 
 
 @dataclass
@@ -191,6 +195,7 @@ class DeliveryStage:
             pool = self._executor()
             for future in [pool.submit(self._run_group, g) for g in groups.values()]:
                 future.result()
+        self._write_outcomes([i for i in live if i.result is not None])
         with self._settled_lock:
             for item in live:
                 if item.done or item.error is not None:
@@ -345,10 +350,13 @@ class DeliveryStage:
         return self._pool
 
     def _run_group(self, group: _Group) -> None:
-        """One patient's requests, in order."""
+        """One patient's requests, in order. The answers wait in their items for one
+        transaction at the end of the batch (`_write_outcomes`), except when a request
+        for the same document follows: it is planned on the written outcome."""
         for item in group.items:
             try:
                 if item.plan is None and not item.done:
+                    self._write_outcomes([i for i in group.items if i.result is not None])
                     self._plan_and_mark([item])
                 plan = item.plan
                 if plan is None or plan.kind != "send" or item.done:
@@ -361,8 +369,7 @@ class DeliveryStage:
                 with correlation_scope(
                     item.record.correlation_id or f"delivery {plan.job.delivery_id}"
                 ):
-                    result = self._send(plan.job)
-                    self._write_outcome(item, plan.job, result)
+                    item.result = self._send(plan.job)
             except (OperationalError, TimeoutError) as exc:  # the store is out: retry later
                 log.warning("%s: delivery %s: store unreachable (%s)", self.name, item.request, exc)
             except DBAPIError as exc:
@@ -415,71 +422,131 @@ class DeliveryStage:
         )
         return result
 
-    def _write_outcome(self, item: _Item, job: DeliveryJob, result: SendResult) -> None:
-        dead: str | None = None
-        with self._db.transaction() as session:
-            row = session.get(Delivery, job.delivery_id)
-            assert row is not None
-            now = self._clock()
-            # attempts were counted when the row was marked sending
-            row.updated_at = now
-            if result.detail:
-                row.request = {**(row.request or {}), "result": _jsonable(result.detail)}
-            if result.status is SendStatus.DELIVERED:
-                row.status = "delivered"
-                row.external_id = result.external_id
-                row.delivered_at = now
-                row.next_attempt_at = None
-                row.last_error = None
-                outcome = "delivered"
-            elif result.status is SendStatus.REFUSED:
-                row.status = "refused"
-                row.refusal_reason = result.reason or "refused (no reason given)"
-                row.next_attempt_at = None
-                record_audit(
-                    session,
-                    DELIVERY_ACTOR,
-                    "delivery.refused",
-                    "delivery",
-                    row.id,
-                    reason=row.refusal_reason,
-                    details={
-                        "destination": row.destination,
-                        "operation": row.operation,
-                        "document_id": job.document.document_id,
-                        "set_id": job.document.set_id,
-                        "version": job.document.version,
-                    },
-                )
-                outcome = "refused"
-            elif row.attempts >= self.settings.max_attempts:
-                dead = (
-                    f"delivery {row.id} ({row.operation} {job.document.set_id} "
-                    f"v{job.document.version} to {row.destination}) failed "
-                    f"{row.attempts} times; last: {result.reason}"
-                )
-                row.last_error = result.reason[:10000]
-                self._dead_letter(session, item, row, dead)
-                outcome = "dead_letter"
-            else:
-                row.status = "failed"
-                row.last_error = result.reason[:10000]
-                row.next_attempt_at = now + timedelta(
-                    seconds=self._backoff.delay_s(row.attempts, self._rand)
-                )
-                outcome = "failed_transient"
-            if row.status in ENDED:
-                self._run_hooks(session, row, result)
-        item.done = True
+    def _write_outcomes(self, items: Sequence[_Item]) -> None:
+        """The answers of sent items, in one transaction: one wait for the write lock and
+        one commit for the batch instead of one per call. Each item in a savepoint of its
+        own, so that an item that cannot be written (a bug, bad data) fails alone. If the
+        transaction fails (store unreachable), nothing is written and the items stay
+        `sending`: their requests are retried and the resumed calls end them (at least
+        once, as after a crash during the calls)."""
+        if not items:
+            return
+        written: list[tuple[_Item, str, datetime]] = []
+        try:
+            with self._db.transaction() as session:
+                now = self._clock()
+                for item in items:
+                    assert item.plan is not None and item.plan.job is not None
+                    assert item.result is not None
+                    savepoint = session.begin_nested()
+                    try:
+                        with correlation_scope(
+                            item.record.correlation_id or f"delivery {item.plan.job.delivery_id}"
+                        ):
+                            outcome = self._outcome(session, item, item.plan.job, item.result, now)
+                        savepoint.commit()
+                        written.append((item, outcome, now))
+                    except OperationalError:
+                        raise
+                    except Exception as exc:
+                        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                            raise
+                        savepoint.rollback()
+                        log.exception("%s: delivery request %s failed", self.name, item.request)
+                        item.error = exc
+        except (OperationalError, TimeoutError, DBAPIError) as exc:
+            log.warning(
+                "%s: writing %d delivery outcomes failed, the requests will be retried: %s",
+                self.name,
+                len(items),
+                exc,
+            )
+            written = []
+        for item in items:
+            item.result = None
+        for item, outcome, now in written:
+            item.done = True
+            self._record_outcome(item, outcome, now)
+
+    def _outcome(
+        self, session: Session, item: _Item, job: DeliveryJob, result: SendResult, now: datetime
+    ) -> str:
+        """Write what the destination answered on the row; returns the metrics outcome."""
+        row = session.get(Delivery, job.delivery_id)
+        assert row is not None
+        # attempts were counted when the row was marked sending
+        row.updated_at = now
+        if result.detail:
+            row.request = {**(row.request or {}), "result": _jsonable(result.detail)}
+        if result.status is SendStatus.DELIVERED:
+            row.status = "delivered"
+            row.external_id = result.external_id
+            row.delivered_at = now
+            row.next_attempt_at = None
+            row.last_error = None
+            outcome = "delivered"
+        elif result.status is SendStatus.REFUSED:
+            row.status = "refused"
+            row.refusal_reason = result.reason or "refused (no reason given)"
+            row.next_attempt_at = None
+            record_audit(
+                session,
+                DELIVERY_ACTOR,
+                "delivery.refused",
+                "delivery",
+                row.id,
+                reason=row.refusal_reason,
+                details={
+                    "destination": row.destination,
+                    "operation": row.operation,
+                    "document_id": job.document.document_id,
+                    "set_id": job.document.set_id,
+                    "version": job.document.version,
+                },
+            )
+            outcome = "refused"
+        elif row.attempts >= self.settings.max_attempts:
+            dead = (
+                f"delivery {row.id} ({row.operation} {job.document.set_id} "
+                f"v{job.document.version} to {row.destination}) failed "
+                f"{row.attempts} times; last: {result.reason}"
+            )
+            row.last_error = result.reason[:10000]
+            self._dead_letter(session, item, row, dead)
+            outcome = "dead_letter"
+        else:
+            row.status = "failed"
+            row.last_error = result.reason[:10000]
+            row.next_attempt_at = now + timedelta(
+                seconds=self._backoff.delay_s(row.attempts, self._rand)
+            )
+            outcome = "failed_transient"
+        if row.status in ENDED:
+            self._run_hooks(session, row, result)
+        return outcome
+
+    def _record_outcome(self, item: _Item, outcome: str, now: datetime) -> None:
+        """Metrics of a committed outcome."""
+        assert item.plan is not None and item.plan.job is not None
+        job = item.plan.job
         metrics.record_delivery(job.destination, job.document.document_type, outcome)
+        if outcome == "dead_letter":
+            log.error(
+                "%s: delivery %d (%s %s v%d to %s) dead-lettered after %d attempts",
+                self.name,
+                job.delivery_id,
+                job.operation,
+                job.document.set_id,
+                job.document.version,
+                job.destination,
+                job.attempt,
+            )
         if outcome == "delivered":
             received = item.record.value.get("received_at")
             if isinstance(received, datetime):
                 metrics.observe_end_to_end_latency(
                     job.destination, (now - received).total_seconds()
                 )
-        if dead:
-            log.error("%s: %s", self.name, dead)
 
     def _dead_letter(self, session: Session, item: _Item, row: Delivery, why: str) -> None:
         """Retries exhausted: the row ends dead_letter, the request goes to the dead

@@ -10,6 +10,7 @@ import pytest
 from pfi.adapters.dmp.sender import DmpSender
 from pfi.bus.topics import DELIVER_DMP
 from pfi.config.delivery import DeliverySettings
+from pfi.delivery.sender import DeliverySender
 from pfi.delivery.stage import DeliveryStage, OutcomeHook
 from pfi.simulators.dmp import DmpSimulatorServer, SimulatorOptions
 from pfi.simulators.dmp.server import load_certificates
@@ -56,6 +57,7 @@ def make_driver(
         url: str | None = None,
         read_timeout_s: float = 5.0,
         on_outcome: Sequence[OutcomeHook] = (),
+        wrap_sender: Callable[[DeliverySender], DeliverySender] | None = None,
         **delivery: object,
     ) -> DeliveryDriver:
         values: dict[str, object] = {
@@ -74,9 +76,10 @@ def make_driver(
             read_timeout_s=read_timeout_s,
             connect_timeout_s=1.0,
         )
+        sender: DeliverySender = DmpSender(settings)
         stage = DeliveryStage(
             DELIVER_DMP,
-            [DmpSender(settings)],
+            [wrap_sender(sender) if wrap_sender else sender],
             db,
             DeliverySettings(**values),  # type: ignore[arg-type]
             clock=clock,

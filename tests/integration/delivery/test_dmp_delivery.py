@@ -4,10 +4,11 @@ simulator on loopback: what each ledger row ends as, and what the simulator hold
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from pfi.bus import codec
@@ -15,7 +16,7 @@ from pfi.bus.topics import DEADLETTER, topic_named
 from pfi.delivery.breaker import BreakerState
 from pfi.delivery.jobs import Request, plan_deliveries
 from pfi.delivery.retry import delivery_records, requeue
-from pfi.delivery.sender import SendResult
+from pfi.delivery.sender import DeliveryJob, DeliverySender, SendResult
 from pfi.simulators.dmp import DmpSimulatorServer
 from pfi.store.models import AuditEntry, DeadLetter, Delivery
 from pfi.transforms.xds.xades import SIGNATURE_CLASS
@@ -25,6 +26,8 @@ from tests.support.dmp_fixtures import CR_BIO, CR_BIO_MICRO_V1, CR_BIO_MICRO_V2,
 from .conftest import DriverFactory
 
 MASKING_SYSTEM = "1.2.250.1.213.1.1.4.13"
+#: a second patient of the ledger (its documents are another group of the batch)
+OTHER_INS = "279035121500183"
 
 
 def documents(sim: DmpSimulatorServer, ins: str = TEST_INS) -> list[dict[str, Any]]:
@@ -394,6 +397,77 @@ def test_outcome_hooks_run_with_the_ended_row_and_a_failing_hook_fails_nothing(
     with driver.db.reader() as s:
         ran = s.scalars(select(AuditEntry.target_id).where(AuditEntry.action == "hook.ran")).all()
     assert sorted(ran) == sorted([str(ok.id), str(no.id)])  # committed with the outcome
+
+
+def test_outcomes_of_a_batch_commit_in_one_transaction(
+    make_driver: DriverFactory, sim: DmpSimulatorServer
+) -> None:
+    driver = make_driver(concurrency=4)
+    cda = CR_BIO.read_bytes()
+    versions = [
+        driver.route_cda(with_uid(cda, f"1.2.250.1.999.77.{n}"), ins=ins, set_id=f"SET-{n}")
+        for n, ins in enumerate([TEST_INS, TEST_INS, OTHER_INS, OTHER_INS, TEST_INS])
+    ]
+    commits: list[object] = []
+
+    def committed(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(driver.db.engine, "commit", committed)
+    try:
+        records, outcome = driver.run()
+    finally:
+        event.remove(driver.db.engine, "commit", committed)
+
+    assert len(records) == 5 and outcome.applied == 5
+    assert [driver.row(v).status for v in versions] == ["delivered"] * 5
+    # planning, the five outcomes, the runner's batch (was 1 + 5 + 1)
+    assert len(commits) == 3
+
+
+@dataclass
+class UnwritableAnswerFor:
+    """Passes calls to the DMP sender; for one setId, the answer carries a detail that
+    cannot be stored (a bug in a sender)."""
+
+    inner: DeliverySender
+    set_id: str
+
+    @property
+    def destinations(self) -> frozenset[str]:
+        return self.inner.destinations
+
+    def send(self, job: DeliveryJob) -> SendResult:
+        result = self.inner.send(job)
+        if job.document.set_id == self.set_id:
+            return replace(result, detail={"unstorable": object()})
+        return result
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_an_outcome_that_cannot_be_written_fails_alone_and_the_batch_is_written(
+    make_driver: DriverFactory, sim: DmpSimulatorServer
+) -> None:
+    driver = make_driver(
+        concurrency=2, wrap_sender=lambda inner: UnwritableAnswerFor(inner, "SET-BAD")
+    )
+    cda = CR_BIO.read_bytes()
+    good = driver.route_cda(with_uid(cda, "1.2.250.1.999.78.1"), ins=TEST_INS, set_id="SET-OK")
+    bad = driver.route_cda(with_uid(cda, "1.2.250.1.999.78.2"), ins=TEST_INS, set_id="SET-BAD")
+    other = driver.route_cda(with_uid(cda, "1.2.250.1.999.78.3"), ins=OTHER_INS, set_id="SET-2")
+
+    records, _ = driver.run()
+
+    assert len(records) == 3
+    assert driver.row(good).status == "delivered" and driver.row(other).status == "delivered"
+    failed = driver.row(bad)
+    assert failed.status == "dead_letter" and "unstorable" not in str(failed.request)
+    assert "not JSON serializable" in (failed.last_error or "")
+    with driver.db.reader() as s:
+        dead = s.scalar(select(func.count()).select_from(DeadLetter))
+    assert dead == 1
 
 
 def test_attempts_that_all_died_with_the_worker_end_in_the_dead_letters_uncalled(
