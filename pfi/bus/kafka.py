@@ -67,7 +67,7 @@ def make_consumer(settings: KafkaSettings, bootstrap: str, group_id: str) -> Kaf
         max_poll_interval_ms=60000,
         request_timeout_ms=30000,
         allow_auto_create_topics=False,
-        fetch_max_wait_ms=50,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
 
 
