@@ -29,6 +29,7 @@ from pfi.store import Database
 from pfi.store.models import InboundDocumentRow, InboundMail, Patient, utcnow
 from pfi.transforms.hl7.ack_read import read_ack
 from pfi.transforms.hl7.mdm import MdmHeader, MdmPatientId, build_mdm_t02
+from pfi.transforms.hl7.outgoing import ReplyHeader
 from pfi.transforms.mssante.inbound import InboundDocument
 from pfi.transforms.mssante.to_mdm import for_local_patient, mdm_input_from_inbound
 
@@ -175,13 +176,15 @@ def build_message(
     cfg: InboundConfig, doc: InboundDocument, patient: Patient, control_id: str, now: datetime
 ) -> bytes:
     header = MdmHeader(
-        sending_application=cfg.sending_application,
-        sending_facility=cfg.sending_facility,
-        receiving_application=cfg.dpi.receiving_application,
-        receiving_facility=cfg.dpi.receiving_facility,
+        ReplyHeader(
+            sending_application=cfg.sending_application,
+            sending_facility=cfg.sending_facility,
+            receiving_application=cfg.dpi.receiving_application,
+            receiving_facility=cfg.dpi.receiving_facility,
+            control_id=control_id,
+            processing_id=cfg.processing_id,
+        ),
         message_datetime=now.strftime("%Y%m%d%H%M%S+0000"),
-        control_id=control_id,
-        processing_id=cfg.processing_id,
     )
     data = mdm_input_from_inbound(doc, header)
     ins = None

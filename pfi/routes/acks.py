@@ -39,18 +39,16 @@ from pfi.transforms.hl7.masking_oru import (
     DestinationStatus,
     DocumentMasking,
     MaskingReport,
-    OruHeader,
     OruPatient,
     OruPatientId,
     build_masking_oru,
 )
-from pfi.transforms.hl7.outgoing import INS_AUTHORITY_NAMES
+from pfi.transforms.hl7.outgoing import INS_AUTHORITY_NAMES, ReplyHeader
 from pfi.transforms.hl7.zam import (
     DMP_ERROR_SYSTEM,
     READ_ERROR_SYSTEM,
     SMTP_ERROR_SYSTEM,
     ZamError,
-    ZamHeader,
     build_zam_z01,
     build_zam_z02,
     build_zam_z03,
@@ -167,7 +165,7 @@ def _owed(
     event: str,
     destinations: tuple[str, ...],
     flag: str,
-) -> tuple[ZamHeader, str, MllpEndpoint, str] | None:
+) -> tuple[ReplyHeader, str, MllpEndpoint, str] | None:
     found = _delivery(session, delivery_id)
     if found is None:
         raise ValueError(f"no delivery {delivery_id}")
@@ -198,7 +196,7 @@ def _owed(
             original.sending_facility,
         )
         return None
-    header = ZamHeader(
+    header = ReplyHeader(
         sending_application=outbound.application,
         sending_facility=outbound.facility,
         receiving_application=endpoint.receiving_application or original.sending_application,
@@ -258,7 +256,7 @@ def masking_report(
     )
     message = build_masking_oru(
         report,
-        OruHeader(
+        ReplyHeader(
             sending_application=outbound.application,
             sending_facility=outbound.facility,
             receiving_application=settings.receiving_application,

@@ -14,14 +14,14 @@ from pfi.transforms.hl7.masking_oru import (
     DestinationStatus,
     DocumentMasking,
     MaskingReport,
-    OruHeader,
     OruPatient,
     OruPatientId,
     build_masking_oru,
 )
+from pfi.transforms.hl7.outgoing import ReplyHeader
 
 INS = "279035121518989"
-HEADER = OruHeader("PFI", "CHU-X", "DPI", "CHU-X", "P1712345678000")
+HEADER = ReplyHeader("PFI", "CHU-X", "DPI", "CHU-X", "P1712345678000")
 NOW = datetime(2024, 3, 8, 10, 30)
 PATIENT = OruPatient(
     ids=(

@@ -8,18 +8,18 @@ from datetime import datetime
 import pytest
 
 from pfi.transforms.hl7 import Hl7Message, parse_message
+from pfi.transforms.hl7.outgoing import ReplyHeader
 from pfi.transforms.hl7.zam import (
     DMP_ERROR_SYSTEM,
     SMTP_ERROR_SYSTEM,
     ZamError,
-    ZamHeader,
     build_zam_z01,
     build_zam_z02,
     build_zam_z03,
 )
 
 NOW = datetime(2021, 6, 6, 9, 33)
-HEADER = ZamHeader("PFI-X", "Organisation-X", "SIL-Y", "labo", "017")
+HEADER = ReplyHeader("PFI-X", "Organisation-X", "SIL-Y", "labo", "017")
 
 #: ansforge/hl7V2-exemples, commit 2f8f22c8739c2b1e2d66436a051536c976204f9c, "Vague 2/
 #: Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/Transmission initiale ORU/
@@ -86,7 +86,7 @@ def test_dmp_acceptance_carries_no_error() -> None:
 
 
 def test_mss_reception_has_the_official_structure_in_latin9() -> None:
-    header = ZamHeader("PFI-X", "Organisation-X", "SIL-Y", "labo", "018", charset="8859/15")
+    header = ReplyHeader("PFI-X", "Organisation-X", "SIL-Y", "labo", "018", charset="8859/15")
     data = build_zam_z02(
         header,
         original_control_id="015",
@@ -126,7 +126,7 @@ def test_mss_read_ack_names_the_reader_and_the_error() -> None:
 
 def test_delimiters_in_texts_are_escaped() -> None:
     data = build_zam_z01(
-        ZamHeader("PFI", "CHU|X", "SIL^Y", "labo", "1"),
+        ReplyHeader("PFI", "CHU|X", "SIL^Y", "labo", "1"),
         original_control_id="A|B",
         accepted=False,
         now=NOW,
@@ -160,6 +160,6 @@ def test_inconsistent_acks_are_refused(kwargs: dict[str, object], message: str) 
 
 
 def test_charset_outside_the_volet_is_refused() -> None:
-    header = ZamHeader("PFI", "CHU", "SIL", "labo", "1", charset="8859/1")
+    header = ReplyHeader("PFI", "CHU", "SIL", "labo", "1", charset="8859/1")
     with pytest.raises(ValueError, match="UNICODE UTF-8 or 8859/15"):
         build_zam_z01(header, original_control_id="1", accepted=True, now=NOW)

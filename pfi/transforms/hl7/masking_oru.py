@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pfi.transforms.hl7.charset import CODECS
+from pfi.transforms.hl7.outgoing import ReplyHeader, msh
 from pfi.transforms.hl7.outgoing import esc as _e
-from pfi.transforms.hl7.outgoing import msh
 from pfi.transforms.hl7.outgoing import segment as _fields
 
 PROFILE = "2.1^CISIS_CDA_HL7_V2"
@@ -123,18 +123,7 @@ class MaskingReport:
     cda: bytes | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class OruHeader:
-    sending_application: str
-    sending_facility: str
-    receiving_application: str
-    receiving_facility: str
-    control_id: str
-    processing_id: str = "P"
-    charset: str = "UNICODE UTF-8"
-
-
-def build_masking_oru(report: MaskingReport, header: OruHeader, *, now: datetime) -> bytes:
+def build_masking_oru(report: MaskingReport, header: ReplyHeader, *, now: datetime) -> bytes:
     """The ORU^R01 for one document version; CR-separated, in `header.charset`."""
     if report.action not in _ACTIONS:
         raise ValueError(f"action: initial, replacement or deletion, got {report.action!r}")
@@ -154,19 +143,7 @@ def build_masking_oru(report: MaskingReport, header: OruHeader, *, now: datetime
     stamp = now.strftime("%Y%m%d%H%M%S")
     code = f"{e(report.type_code)}^{e(report.type_display)}^{e(report.type_system)}"
     segments = [
-        msh(
-            sending_application=header.sending_application,
-            sending_facility=header.sending_facility,
-            receiving_application=header.receiving_application,
-            receiving_facility=header.receiving_facility,
-            stamp=stamp,
-            message_type="ORU^R01^ORU_R01",
-            control_id=header.control_id,
-            processing_id=header.processing_id,
-            version="2.5",
-            charset=header.charset,
-            profile=PROFILE,
-        ),
+        msh(header, stamp=stamp, message_type="ORU^R01^ORU_R01", version="2.5", profile=PROFILE),
         _pid(report.patient),
         _fields("ORC", orc1, e(report.placer_order), e(report.filler_order)),
         _fields(
@@ -283,7 +260,6 @@ __all__: Sequence[str] = (
     "DestinationStatus",
     "DocumentMasking",
     "MaskingReport",
-    "OruHeader",
     "OruPatient",
     "OruPatientId",
     "build_masking_oru",

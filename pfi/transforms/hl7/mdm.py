@@ -15,7 +15,7 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pfi.transforms.hl7.outgoing import INS_AUTHORITY_NAMES, msh
+from pfi.transforms.hl7.outgoing import INS_AUTHORITY_NAMES, ReplyHeader, msh
 from pfi.transforms.hl7.outgoing import esc as _e
 from pfi.transforms.hl7.outgoing import segment as _fields
 from pfi.transforms.mssante.action import DocumentAction
@@ -95,13 +95,10 @@ class MdmDocument:
 
 @dataclass(frozen=True, slots=True)
 class MdmHeader:
-    sending_application: str
-    sending_facility: str
-    receiving_application: str
-    receiving_facility: str
+    """Who writes to whom, and when (MSH-7, EVN-2 and EVN-6)."""
+
+    addressing: ReplyHeader
     message_datetime: str  # YYYYMMDDHHMM[SS]
-    control_id: str
-    processing_id: str = "P"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +127,10 @@ def build_mdm_t02(data: MdmT02Input) -> bytes:
     e = _e
     segments = [
         msh(
-            sending_application=h.sending_application,
-            sending_facility=h.sending_facility,
-            receiving_application=h.receiving_application,
-            receiving_facility=h.receiving_facility,
+            h.addressing,
             stamp=h.message_datetime,
             message_type=f"MDM^{event}^MDM_T02",
-            control_id=h.control_id,
-            processing_id=h.processing_id,
             version="2.6",
-            charset="UNICODE UTF-8",
             profile=PROFILE,
         ),
         f"EVN||{h.message_datetime}||||{h.message_datetime}",

@@ -8,6 +8,8 @@ body, not in how an MSH is laid out or a value escaped, so that lives once here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pfi.transforms.cda.oids import INS_NIA, INS_NIA_TEST, INS_NIR, INS_NIR_TEST
 from pfi.transforms.hl7.escape import escape
 from pfi.transforms.hl7.header import Separators
@@ -34,40 +36,40 @@ def segment(*fields: str) -> str:
     return "|".join(fields).rstrip("|")
 
 
-def msh(
-    *,
-    sending_application: str,
-    sending_facility: str,
-    receiving_application: str,
-    receiving_facility: str,
-    stamp: str,
-    message_type: str,
-    control_id: str,
-    processing_id: str,
-    version: str,
-    charset: str,
-    profile: str,
-) -> str:
+@dataclass(frozen=True, slots=True)
+class ReplyHeader:
+    """Who writes to whom: PFI's MSH-3/4 as sender, the hospital system's as receiver."""
+
+    sending_application: str
+    sending_facility: str
+    receiving_application: str
+    receiving_facility: str
+    control_id: str
+    processing_id: str = "P"
+    charset: str = "UNICODE UTF-8"
+
+
+def msh(header: ReplyHeader, *, stamp: str, message_type: str, version: str, profile: str) -> str:
     """The MSH of a message PFI sends, country FRA (MSH-17) and a profile in MSH-21."""
     return segment(
         "MSH",
         "^~\\&",
-        esc(sending_application),
-        esc(sending_facility),
-        esc(receiving_application),
-        esc(receiving_facility),
+        esc(header.sending_application),
+        esc(header.sending_facility),
+        esc(header.receiving_application),
+        esc(header.receiving_facility),
         stamp,
         "",
         message_type,
-        esc(control_id),
-        processing_id,
+        esc(header.control_id),
+        header.processing_id,
         version,
         "",
         "",
         "",
         "",
         "FRA",
-        charset,
+        header.charset,
         "",
         "",
         profile,

@@ -31,8 +31,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from pfi.transforms.hl7.charset import CODECS
+from pfi.transforms.hl7.outgoing import ReplyHeader, msh
 from pfi.transforms.hl7.outgoing import esc as _e
-from pfi.transforms.hl7.outgoing import msh
 
 VERSION = "2.6"
 PROFILE = "2.1^CISIS_CDA_HL7_V2"
@@ -66,19 +66,6 @@ _SEVERITIES = ("E", "F", "I", "W")
 
 
 @dataclass(frozen=True, slots=True)
-class ZamHeader:
-    """Who answers whom: PFI's MSH-3/4, and the original message's MSH-3/4 as receiver."""
-
-    sending_application: str
-    sending_facility: str
-    receiving_application: str
-    receiving_facility: str
-    control_id: str
-    processing_id: str = "P"
-    charset: str = "UNICODE UTF-8"
-
-
-@dataclass(frozen=True, slots=True)
 class ZamError:
     """ERR-4/ERR-5: the destination's error, in its own code table."""
 
@@ -89,7 +76,7 @@ class ZamError:
 
 
 def build_zam_z01(
-    header: ZamHeader,
+    header: ReplyHeader,
     *,
     original_control_id: str,
     accepted: bool,
@@ -103,7 +90,7 @@ def build_zam_z01(
 
 
 def build_zam_z02(
-    header: ZamHeader,
+    header: ReplyHeader,
     *,
     original_control_id: str,
     delivered: bool,
@@ -126,7 +113,7 @@ def build_zam_z02(
 
 
 def build_zam_z03(
-    header: ZamHeader,
+    header: ReplyHeader,
     *,
     original_control_id: str,
     processed: bool,
@@ -143,7 +130,7 @@ def build_zam_z03(
 
 def _build(
     event: ZamEvent,
-    header: ZamHeader,
+    header: ReplyHeader,
     original_control_id: str,
     success: bool,
     now: datetime,
@@ -172,16 +159,10 @@ def _build(
     e = _e
     stamp = now.strftime("%Y%m%d%H%M%S")
     header_segment = msh(
-        sending_application=header.sending_application,
-        sending_facility=header.sending_facility,
-        receiving_application=header.receiving_application,
-        receiving_facility=header.receiving_facility,
+        header,
         stamp=stamp,
         message_type=f"ZAM^{event.value}^ZAM_Z01",
-        control_id=header.control_id,
-        processing_id=header.processing_id,
         version=VERSION,
-        charset=header.charset,
         profile=PROFILE,
     )
     segments = [

@@ -16,6 +16,7 @@ from pfi.config.mssante import MssImapSettings, MssSmtpSettings
 from pfi.simulators.mssante import MssSimulator
 from pfi.transforms.hl7 import parse_message
 from pfi.transforms.hl7.mdm import MdmHeader, build_mdm_t02
+from pfi.transforms.hl7.outgoing import ReplyHeader
 from pfi.transforms.mssante.inbound import InboundDocument, read_inbound_document
 from pfi.transforms.mssante.reports import RecipientStatus, ReportKind, parse_delivery_report
 from pfi.transforms.mssante.to_mdm import mdm_input_from_inbound
@@ -274,7 +275,7 @@ def test_inbound_xdm_mail_becomes_an_inbound_document_and_an_mdm(mss):
     doc = read_inbound_document(handled[0].raw)
     assert isinstance(doc, InboundDocument), doc
     assert (doc.ins, doc.ins_oid) == (INS, "1.2.250.1.213.1.4.10")
-    header = MdmHeader("PFI", "HOPITAL", "DPI", "HOPITAL", "202611251000", "MSS0001")
+    header = MdmHeader(ReplyHeader("PFI", "HOPITAL", "DPI", "HOPITAL", "MSS0001"), "202611251000")
     mdm = parse_message(build_mdm_t02(mdm_input_from_inbound(doc, header)), "UNICODE UTF-8")
     assert mdm.header.message_type == "MDM^T02"
     assert (mdm.get("PID-3"), mdm.get("PID-3.4.2"), mdm.get("PID-3.5")) == (

@@ -12,6 +12,7 @@ import pytest
 
 from pfi.transforms.hl7 import parse_message
 from pfi.transforms.hl7.mdm import MdmHeader, MdmMail, build_mdm_t02
+from pfi.transforms.hl7.outgoing import ReplyHeader
 from pfi.transforms.mssante.action import DocumentAction
 from pfi.transforms.mssante.inbound import (
     InboundDocument,
@@ -24,7 +25,9 @@ from pfi.transforms.mssante.xdm import XdmSender, build_xdm_zip
 from tests.support.mss import APP, LPS_CDA_V1, LPS_CDA_V2, LPS_MDM_INIT, submission
 
 SENDER = "thomas.eric@medecin.mssante.fr"
-HEADER = MdmHeader("PFI-Y", "Organisation-Y", "RIS-Y", "Organisation-Y", "202106060931", "015")
+HEADER = MdmHeader(
+    ReplyHeader("PFI-Y", "Organisation-Y", "RIS-Y", "Organisation-Y", "015"), "202106060931"
+)
 
 
 def _mail(*attachments: tuple[str, str, bytes], body: str = "Corps du courriel") -> bytes:

@@ -14,6 +14,7 @@ from pfi.config.mssante import MssanteSettings
 from pfi.inbound.reception import is_report, mail_key, parse_mail
 from pfi.transforms.hl7.ack_read import read_ack
 from pfi.transforms.hl7.mdm import MdmHeader, MdmPatientId, build_mdm_t02
+from pfi.transforms.hl7.outgoing import ReplyHeader
 from pfi.transforms.mssante.inbound import InboundDocument, read_inbound_document
 from pfi.transforms.mssante.notifications import DsnRecipient, build_dsn, build_mdn
 from pfi.transforms.mssante.to_mdm import for_local_patient, mdm_input_from_inbound
@@ -52,7 +53,7 @@ def _doc() -> InboundDocument:
 
 
 def test_mdm_pid3_carries_our_ins_then_our_ipp_and_not_the_senders_ids():
-    header = MdmHeader("PFI", "CHU-X", "DPI", "", "20261125100000", "C1")
+    header = MdmHeader(ReplyHeader("PFI", "CHU-X", "DPI", "", "C1"), "20261125100000")
     data = for_local_patient(
         mdm_input_from_inbound(_doc(), header),
         local_ids=(MdmPatientId("IPP-1", "1.2.250.1.999.1.1", "CHU-X", "PI"),),
@@ -69,7 +70,7 @@ def test_mdm_pid3_carries_our_ins_then_our_ipp_and_not_the_senders_ids():
 
 
 def test_a_patient_without_any_identifier_cannot_be_sent():
-    header = MdmHeader("PFI", "", "DPI", "", "20261125100000", "C1")
+    header = MdmHeader(ReplyHeader("PFI", "", "DPI", "", "C1"), "20261125100000")
     with pytest.raises(ValueError, match="neither INS nor local identifier"):
         for_local_patient(
             mdm_input_from_inbound(_doc(), header), local_ids=(), ins=None, identity_status=""
