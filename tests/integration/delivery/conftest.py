@@ -4,7 +4,6 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pfi.adapters.dmp.sender import DmpSender
@@ -12,31 +11,11 @@ from pfi.bus.topics import DELIVER_DMP
 from pfi.config.delivery import DeliverySettings
 from pfi.delivery.sender import DeliverySender
 from pfi.delivery.stage import DeliveryStage, OutcomeHook
-from pfi.simulators.dmp import DmpSimulatorServer, SimulatorOptions
-from pfi.simulators.dmp.server import load_certificates
+from pfi.simulators.dmp import DmpSimulatorServer
 from pfi.store import Database
 from tests.support.delivery import Clock, DeliveryDriver, dmp_router
 from tests.support.dmp_fixtures import dmp_settings
-from tests.support.dmp_pki import TestPki, make_pki
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return make_pki(tmp_path_factory.mktemp("delivery-pki"))
-
-
-@pytest.fixture(scope="session")
-def simulator(pki: TestPki) -> Iterator[DmpSimulatorServer]:
-    options = SimulatorOptions(trusted_signers=load_certificates([pki.signing_cert]))
-    server = DmpSimulatorServer("127.0.0.1", 0, options=options).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture()
-def sim(simulator: DmpSimulatorServer) -> Iterator[DmpSimulatorServer]:
-    httpx.post(f"{simulator.url}/_sim/reset", timeout=5).raise_for_status()
-    yield simulator
+from tests.support.dmp_pki import TestPki
 
 
 @pytest.fixture()
