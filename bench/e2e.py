@@ -21,13 +21,15 @@ one-time compile; see docs/documents.md). The mode is printed.
 Bounded: at most rate × duration documents (≤ 2000), at most `--max-wait` seconds of
 waiting for them after the last send. Default run (5/s × 20 s, XSD only) < 1 minute.
 
-Figures and what limits them: docs/delivery.md, "Performance". Quiet 2-core machine, XSD
-only: 5/s steady gives p50 0.14 s, p95 0.18 s, p99 0.21 s; the ceiling (`--rate 0
---count 200`) is ~16 documents/s with engine, broker and simulator sharing the two cores,
-i.e. ~120 ms of CPU per document all included, against 10 ms per document for 200/s on 2
-cores. The DMP round trip alone is ~15 ms of CPU (building and signing the request ~6.5 ms,
-the simulator's checks ~8 ms): the 200 reports/s target is out of reach on 2 cores by an
-order of magnitude (by three with the schematrons, 140-500 ms a CR-BIO).
+Figures and what limits them: docs/delivery.md, "Performance". 2-core machine, XSD only,
+2026-11-25: 5/s steady gives p50 0.14 s, p95 0.17 s, p99 0.25 s; the ceiling (`--rate 0
+--count 200`) is ~13 documents/s with engine, broker and simulator sharing the two cores.
+The worker process is the limit: one interpreter at one full core, ~65 ms of Python per
+document over its stages, relay and Kafka clients, against 10 ms per document, all
+included, for 200/s on 2 cores; the DMP round trip alone is ~15 ms of CPU (building and
+signing the request ~6.5 ms, the simulator's checks ~8 ms). The 200 reports/s target is
+out of reach on 2 cores by an order of magnitude (by three with the schematrons,
+140-500 ms a CR-BIO).
 """
 
 from __future__ import annotations
