@@ -10,13 +10,13 @@ one document carrying both the structured and the readable form.
 
 from __future__ import annotations
 
-import base64
 import re
 from decimal import Decimal
 
 from lxml import etree
 
 from pfi.transforms.cda import header as hd
+from pfi.transforms.cda.attached_document import AttachedPdf, attached_pdf_entry
 from pfi.transforms.cda.context import CdaContext
 from pfi.transforms.cda.header import el, text_el, ts
 from pfi.transforms.cda.oids import (
@@ -756,6 +756,14 @@ def _comment_section(body: etree._Element, comments: tuple[str, ...], ctx: CdaCo
         text_el(text, "paragraph", c)
 
 
+_PDF_COPY = AttachedPdf(
+    media_id="pdf-copy",
+    label_id="pdf-copy-label",
+    uuid_key="pdf",
+    type_code=("55108-5", "Copie du document"),
+)
+
+
 def _pdf_section(body: etree._Element, pdf: bytes, ctx: CdaContext) -> None:
     sec = el(el(body, "component"), "section")
     el(sec, "templateId", {"root": "1.2.250.1.213.1.1.2.243"})
@@ -775,57 +783,4 @@ def _pdf_section(body: etree._Element, pdf: bytes, ctx: CdaContext) -> None:
     td = el(el(el(el(text, "table", {"border": "0"}), "tbody"), "tr"), "td")
     el(td, "renderMultiMedia", {"referencedObject": "pdf-copy"})
     text_el(text, "paragraph", "Copie PDF du compte rendu", ID="pdf-copy-label")
-    entry = el(sec, "entry")
-    org = el(entry, "organizer", {"classCode": "CLUSTER", "moodCode": "EVN"})
-    el(org, "templateId", {"root": "1.2.250.1.213.1.1.3.18"})
-    hd.ii(org, "id", hd.InstanceId(ctx.uuid("pdf-organizer")))
-    el(
-        org,
-        "code",
-        {
-            "code": "55107-7",
-            "displayName": "Document attaché",
-            "codeSystem": LOINC,
-            "codeSystemName": "LOINC",
-        },
-    )
-    el(org, "statusCode", {"code": "completed"})
-    obs = el(el(org, "component"), "observation", {"classCode": "OBS", "moodCode": "EVN"})
-    for root in (
-        "1.3.6.1.4.1.19376.1.5.3.1.4.13",
-        "1.2.250.1.213.1.1.3.48",
-        "1.2.250.1.213.1.1.3.48.18",
-    ):
-        el(obs, "templateId", {"root": root})
-    hd.ii(obs, "id", hd.InstanceId(ctx.uuid("pdf-type")))
-    el(
-        obs,
-        "code",
-        {
-            "code": "69764-9",
-            "displayName": "Type de document",
-            "codeSystem": LOINC,
-            "codeSystemName": "LOINC",
-        },
-    )
-    el(el(obs, "text"), "reference", {"value": "#pdf-copy-label"})
-    el(obs, "statusCode", {"code": "completed"})
-    el(obs, "effectiveTime", {"nullFlavor": "NA"})
-    el(
-        obs,
-        "value",
-        {
-            hd.XSI_TYPE: "CD",
-            "code": "55108-5",
-            "displayName": "Copie du document",
-            "codeSystem": LOINC,
-            "codeSystemName": "LOINC",
-        },
-    )
-    media = el(
-        el(org, "component"),
-        "observationMedia",
-        {"classCode": "OBS", "moodCode": "EVN", "ID": "pdf-copy"},
-    )
-    v = el(media, "value", {"mediaType": "application/pdf", "representation": "B64"})
-    v.text = base64.b64encode(pdf).decode("ascii")
+    attached_pdf_entry(sec, pdf, ctx, _PDF_COPY)

@@ -33,6 +33,7 @@ from enum import IntEnum
 from lxml import etree
 
 from pfi.transforms.cda import header as hd
+from pfi.transforms.cda.attached_document import AttachedPdf, attached_pdf_entry
 from pfi.transforms.cda.context import CdaContext
 from pfi.transforms.cda.header import el, text_el, ts
 from pfi.transforms.cda.oids import DCM, DICOM_NS, LOINC, SNOMED_CT
@@ -619,6 +620,14 @@ def _catalog_section(parent: etree._Element, n: int, exam: ImagingExam, ctx: Cda
     )
 
 
+_RIS_PDF = AttachedPdf(
+    media_id="pdf-attached",
+    label_id="pdf-attached-title",
+    uuid_key="attached",
+    component_type="COMP",
+)
+
+
 def _attached_pdf_section(body: etree._Element, pdf: bytes, ctx: CdaContext) -> None:
     """FR-Documents-ajoutes: the RIS's own PDF of the report, as the reader knows it."""
     sec = _section(
@@ -641,54 +650,7 @@ def _attached_pdf_section(body: etree._Element, pdf: bytes, ctx: CdaContext) -> 
         "renderMultiMedia",
         {"referencedObject": "pdf-attached"},
     )
-    org = el(el(sec, "entry"), "organizer", {"classCode": "CLUSTER", "moodCode": "EVN"})
-    el(org, "templateId", {"root": "1.2.250.1.213.1.1.3.18"})
-    hd.ii(org, "id", InstanceId(ctx.uuid("attached-organizer")))
-    el(
-        org,
-        "code",
-        {
-            "code": "55107-7",
-            "displayName": "Document attaché",
-            "codeSystem": LOINC,
-            "codeSystemName": "LOINC",
-        },
-    )
-    el(org, "statusCode", {"code": "completed"})
-    obs = el(
-        el(org, "component", {"typeCode": "COMP"}),
-        "observation",
-        {"classCode": "OBS", "moodCode": "EVN"},
-    )
-    for root in (
-        "1.3.6.1.4.1.19376.1.5.3.1.4.13",
-        "1.2.250.1.213.1.1.3.48",
-        "1.2.250.1.213.1.1.3.48.18",
-    ):
-        el(obs, "templateId", {"root": root})
-    hd.ii(obs, "id", InstanceId(ctx.uuid("attached-type")))
-    el(
-        obs,
-        "code",
-        {
-            "code": "69764-9",
-            "displayName": "Type de document",
-            "codeSystem": LOINC,
-            "codeSystemName": "LOINC",
-        },
-    )
-    el(el(obs, "text"), "reference", {"value": "#pdf-attached-title"})
-    el(obs, "statusCode", {"code": "completed"})
-    el(obs, "effectiveTime", {"nullFlavor": "NA"})
-    value = el(obs, "value", {hd.XSI_TYPE: "CD"})
-    el(el(value, "originalText"), "reference", {"value": "#pdf-attached-title"})
-    media = el(
-        el(org, "component"),
-        "observationMedia",
-        {"classCode": "OBS", "moodCode": "EVN", "ID": "pdf-attached"},
-    )
-    v = el(media, "value", {"mediaType": "application/pdf", "representation": "B64"})
-    v.text = base64.b64encode(pdf).decode("ascii")
+    attached_pdf_entry(sec, pdf, ctx, _RIS_PDF)
 
 
 # -- helpers -------------------------------------------------------------------------------

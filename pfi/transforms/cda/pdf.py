@@ -63,24 +63,30 @@ def _who(p: Practitioner | None) -> str:
     return f"{name} (RPPS {p.id})" if p.id_type == "RPPS" and p.id else name
 
 
-def render_lab_report_pdf(report: LabReport, context: CdaContext) -> bytes:
-    """A one-to-n page A4 PDF of the report's validated results."""
-    from pfi.transforms.cda.cr_bio import chapter_of
-
-    buf = io.BytesIO()
-    org = context.organization
-    doc = SimpleDocTemplate(
+def _a4_document(buf: io.BytesIO, title: str, author: str) -> SimpleDocTemplate:
+    """An A4 report with 15 mm margins; `invariant` makes the same input give the same
+    bytes (no creation date or random id), so a rebuilt document is the same document."""
+    return SimpleDocTemplate(
         buf,
         pagesize=A4,
         leftMargin=15 * mm,
         rightMargin=15 * mm,
         topMargin=15 * mm,
         bottomMargin=15 * mm,
-        title="Compte rendu d'examens biologiques",
-        author=org.name,
+        title=title,
+        author=author,
         creator="PFI",
         invariant=1,
     )
+
+
+def render_lab_report_pdf(report: LabReport, context: CdaContext) -> bytes:
+    """A one-to-n page A4 PDF of the report's validated results."""
+    from pfi.transforms.cda.cr_bio import chapter_of
+
+    buf = io.BytesIO()
+    org = context.organization
+    doc = _a4_document(buf, "Compte rendu d'examens biologiques", org.name)
     story: list = [
         _establishment_and_patient(context, report.patient),
         Spacer(1, 4 * mm),
@@ -235,18 +241,7 @@ def render_imaging_report_pdf(report: ImagingReport, context: CdaContext) -> byt
 
     buf = io.BytesIO()
     org = context.organization
-    doc = SimpleDocTemplate(
-        buf,
-        pagesize=A4,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=15 * mm,
-        bottomMargin=15 * mm,
-        title="Compte rendu d'imagerie médicale",
-        author=org.name,
-        creator="PFI",
-        invariant=1,
-    )
+    doc = _a4_document(buf, "Compte rendu d'imagerie médicale", org.name)
     story: list = [_establishment_and_patient(context, report.patient), Spacer(1, 4 * mm)]
     story.append(_p("Compte rendu d'imagerie médicale", _TITLE))
     for exam in report.validated_exams:
