@@ -431,7 +431,7 @@ class DeliveryStage:
         once, as after a crash during the calls)."""
         if not items:
             return
-        written: list[tuple[_Item, str, datetime]] = []
+        written: list[tuple[_Item, str, datetime, SendResult]] = []
         try:
             with self._db.transaction() as session:
                 now = self._clock()
@@ -445,7 +445,7 @@ class DeliveryStage:
                         ):
                             outcome = self._outcome(session, item, item.plan.job, item.result, now)
                         savepoint.commit()
-                        written.append((item, outcome, now))
+                        written.append((item, outcome, now, item.result))
                     except OperationalError:
                         raise
                     except Exception as exc:
@@ -464,9 +464,9 @@ class DeliveryStage:
             written = []
         for item in items:
             item.result = None
-        for item, outcome, now in written:
+        for item, outcome, now, result in written:
             item.done = True
-            self._record_outcome(item, outcome, now)
+            self._record_outcome(item, outcome, now, result)
 
     def _outcome(
         self, session: Session, item: _Item, job: DeliveryJob, result: SendResult, now: datetime
@@ -525,14 +525,14 @@ class DeliveryStage:
             self._run_hooks(session, row, result)
         return outcome
 
-    def _record_outcome(self, item: _Item, outcome: str, now: datetime) -> None:
-        """Metrics of a committed outcome."""
+    def _record_outcome(self, item: _Item, outcome: str, now: datetime, result: SendResult) -> None:
+        """Metrics and log of a committed outcome."""
         assert item.plan is not None and item.plan.job is not None
         job = item.plan.job
         metrics.record_delivery(job.destination, job.document.document_type, outcome)
         if outcome == "dead_letter":
             log.error(
-                "%s: delivery %d (%s %s v%d to %s) dead-lettered after %d attempts",
+                "%s: delivery %d (%s %s v%d to %s) failed %d times; last: %s",
                 self.name,
                 job.delivery_id,
                 job.operation,
@@ -540,6 +540,7 @@ class DeliveryStage:
                 job.document.version,
                 job.destination,
                 job.attempt,
+                result.reason,
             )
         if outcome == "delivered":
             received = item.record.value.get("received_at")
