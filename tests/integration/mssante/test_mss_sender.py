@@ -17,33 +17,20 @@ from pfi.adapters.mssante.sender import MssDeliverySender, MssSenderConfigError,
 from pfi.config import Settings
 from pfi.config.mssante import MssanteSettings
 from pfi.delivery.sender import DeliverySender, SendStatus
-from pfi.simulators.mssante import MssSimulator, SimulatorTls
+from pfi.simulators.mssante import MssSimulator
 from tests.support import dmp_pki
-from tests.support.dmp_pki import make_pki
-from tests.support.mss import APP, APP_PASSWORD, INS, PATIENT_ADDRESS
+from tests.support.mss import APP, INS, PATIENT_ADDRESS
 from tests.support.mss_jobs import PDF, job, mss_settings, patient_job
+
+from .conftest import SMTP_PASSWORD, SMTP_USER, tls_simulator
 
 DR = "dr.house@ch-b.mssante.fr"
 UNKNOWN = "inconnu@ch-b.mssante.fr"
-SMTP_USER, SMTP_PASSWORD = "pfi-relay", "relay-pass"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dmp_pki.TestPki:
-    return make_pki(tmp_path_factory.mktemp("mss-sender-pki"))
 
 
 @pytest.fixture(scope="module")
 def sim(pki: dmp_pki.TestPki) -> Iterator[MssSimulator]:
-    tls = SimulatorTls(pki.server_cert, pki.server_key, pki.ca_cert, require_client_cert=True)
-    with MssSimulator(
-        smtp_port=0,
-        imap_port=0,
-        http_port=0,
-        mailboxes={APP: APP_PASSWORD},
-        smtp_credentials={SMTP_USER: SMTP_PASSWORD},
-        tls=tls,
-    ) as simulator:
+    with tls_simulator(pki) as simulator:
         yield simulator
 
 

@@ -14,33 +14,20 @@ import pytest
 from pfi.adapters.mssante.imap import MssImapPoller
 from pfi.adapters.mssante.smtp import MssSmtpSender, OutcomeKind
 from pfi.config.mssante import MssClientTls, MssImapSettings, MssSmtpSettings
-from pfi.simulators.mssante import MssSimulator, SimulatorTls
+from pfi.simulators.mssante import MssSimulator
 from pfi.transforms.mssante.reports import RecipientStatus, parse_delivery_report
 from tests.support import dmp_pki
 from tests.support.dmp_pki import make_pki
 from tests.support.mss import APP, APP_PASSWORD, pro_message
 
+from .conftest import SMTP_PASSWORD, SMTP_USER, tls_simulator
+
 DR = "dr.house@ch-b.mssante.fr"
-SMTP_USER, SMTP_PASSWORD = "pfi-relay", "relay-pass"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dmp_pki.TestPki:
-    return make_pki(tmp_path_factory.mktemp("mss-pki"))
 
 
 @pytest.fixture(scope="module")
 def sim(pki: dmp_pki.TestPki) -> Iterator[MssSimulator]:
-    tls = SimulatorTls(pki.server_cert, pki.server_key, pki.ca_cert, require_client_cert=True)
-    with MssSimulator(
-        smtp_port=0,
-        imap_port=0,
-        http_port=0,
-        mailboxes={APP: APP_PASSWORD},
-        smtp_credentials={SMTP_USER: SMTP_PASSWORD},
-        tls=tls,
-        smtps_port=0,
-    ) as simulator:
+    with tls_simulator(pki, smtps_port=0) as simulator:
         yield simulator
 
 
