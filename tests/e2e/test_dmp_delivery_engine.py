@@ -27,7 +27,14 @@ from tests.support.dmp_engine import (
 )
 from tests.support.dmp_pki import TestPki
 from tests.support.engine import REPO, EngineProcess
-from tests.support.mss_engine import PATIENT, PRESCRIBER, import_annuaire, mail_to, xdm_of
+from tests.support.mss_engine import (
+    PATIENT,
+    PRESCRIBER,
+    import_annuaire,
+    mail_to,
+    wait_for_mails,
+    xdm_of,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -134,8 +141,8 @@ def test_run_with_simulators_delivers_to_its_own_dmp_and_mssante_simulators_out_
         assert wait_for(lambda: len(dmp_entries(url)) == 1, 60), engine.logs()[-4000:]
         assert (engine.workdir / "var/simulators/pki/demo-seal.pem").is_file()
 
-        assert wait_for(lambda: len(mail_to(mss_url, PRESCRIBER)) == 1, 60), engine.logs()[-4000:]
-        assert wait_for(lambda: len(mail_to(mss_url, PATIENT)) == 1, 30)
+        wait_for_mails(engine, mss_url, PRESCRIBER, 1, 60)
+        wait_for_mails(engine, mss_url, PATIENT, 1, 30)
         (mail,) = mail_to(mss_url, PRESCRIBER)
         xdm = xdm_of(mail)
         assert xdm["problems"] == [] and len(xdm["documents"]) == 1, xdm

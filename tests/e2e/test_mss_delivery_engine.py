@@ -26,6 +26,7 @@ from tests.support.mss_engine import (
     import_annuaire,
     mail_to,
     pfi_cli,
+    wait_for_mails,
     xdm_of,
 )
 
@@ -121,10 +122,8 @@ def test_validated_lab_report_mails_the_prescriber_and_the_patient_with_a_valid_
     try:
         identify_patient(engine)
         send(engine, [ORU])
-        assert wait_for(lambda: len(mail_to(sim.http_url, PRESCRIBER)) == 1, 60), engine.logs()[
-            -4000:
-        ]
-        assert wait_for(lambda: len(mail_to(sim.http_url, PATIENT)) == 1, 30)
+        wait_for_mails(engine, sim.http_url, PRESCRIBER, 1, 60)
+        wait_for_mails(engine, sim.http_url, PATIENT, 1, 30)
 
         (pro,) = mail_to(sim.http_url, PRESCRIBER)
         (pat,) = mail_to(sim.http_url, PATIENT)
@@ -155,9 +154,7 @@ def test_without_a_qualified_ins_only_the_prescriber_is_mailed(
     try:
         identify_patient(engine, status="PROV")
         send(engine, [ORU])
-        assert wait_for(lambda: len(mail_to(sim.http_url, PRESCRIBER)) == 1, 60), engine.logs()[
-            -4000:
-        ]
+        wait_for_mails(engine, sim.http_url, PRESCRIBER, 1, 60)
         assert_one_valid_report(mail_to(sim.http_url, PRESCRIBER)[0], PRESCRIBER)
         time.sleep(3)  # a patient mail on its way would have left with the prescriber's
         assert mail_to(sim.http_url, PATIENT) == []
@@ -176,9 +173,7 @@ def test_announcement_hold_keeps_the_patient_mail_until_an_operator_releases_it(
     try:
         identify_patient(engine)
         send(engine, [ORU])
-        assert wait_for(lambda: len(mail_to(sim.http_url, PRESCRIBER)) == 1, 60), engine.logs()[
-            -4000:
-        ]
+        wait_for_mails(engine, sim.http_url, PRESCRIBER, 1, 60)
         time.sleep(3)
         assert mail_to(sim.http_url, PATIENT) == []
         holds = [
@@ -192,7 +187,7 @@ def test_announcement_hold_keeps_the_patient_mail_until_an_operator_releases_it(
         (hold,) = [h for h in announcement if h["destination"] == "mss_patient"]
 
         pfi_cli(engine, "holds", "release", str(hold["id"]), "--reason", "annonce faite")
-        assert wait_for(lambda: len(mail_to(sim.http_url, PATIENT)) == 1, 60), engine.logs()[-4000:]
+        wait_for_mails(engine, sim.http_url, PATIENT, 1, 60)
         assert_one_valid_report(mail_to(sim.http_url, PATIENT)[0], PATIENT)
         assert len(mail_to(sim.http_url, PRESCRIBER)) == 1  # the release sends nothing twice
     finally:
@@ -238,20 +233,16 @@ def test_withdrawal_is_announced_by_a_mail_whose_xdm_says_action_d(
     try:
         identify_patient(engine)
         send(engine, [ORU])
-        assert wait_for(lambda: len(mail_to(sim.http_url, PRESCRIBER)) == 1, 60), engine.logs()[
-            -4000:
-        ]
+        wait_for_mails(engine, sim.http_url, PRESCRIBER, 1, 60)
         send(engine, [CANCELLATION])
-        assert wait_for(lambda: len(mail_to(sim.http_url, PRESCRIBER)) == 2, 60), engine.logs()[
-            -4000:
-        ]
+        wait_for_mails(engine, sim.http_url, PRESCRIBER, 2, 60)
         first, withdrawal = mail_to(sim.http_url, PRESCRIBER)
         created = assert_one_valid_report(first, PRESCRIBER)
         deleted = assert_one_valid_report(withdrawal, PRESCRIBER)
         assert deleted["action"] == "D" and created["action"] == ""
         assert deleted["unique_id"] == created["unique_id"]  # the withdrawn document itself
         assert "supprim" in body_of(sim, PRESCRIBER, 1) or "retir" in body_of(sim, PRESCRIBER, 1)
-        assert wait_for(lambda: len(mail_to(sim.http_url, PATIENT)) == 2, 30)
+        wait_for_mails(engine, sim.http_url, PATIENT, 2, 30)
         assert xdm_of(mail_to(sim.http_url, PATIENT)[1])["documents"][0]["action"] == "D"
     finally:
         assert engine.stop() == 0

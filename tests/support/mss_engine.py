@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.dmp_engine import INS
+from tests.support.dmp_engine import INS, wait_for
 from tests.support.engine import REPO, EngineProcess
 
 ANNUAIRE = REPO / "tests/fixtures/mssante/annuaire_lab.txt"
@@ -43,6 +43,16 @@ def mail_to(sim_url: str, address: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{sim_url}/_sim/messages", params={"to": address}, timeout=5)
     response.raise_for_status()
     return list(response.json())
+
+
+def wait_for_mails(
+    engine: EngineProcess, sim_url: str, address: str, count: int, timeout_s: float
+) -> None:
+    """Until `address` holds `count` mails in the simulator; else fail with the engine's
+    log tail (what it did with the document)."""
+    assert wait_for(lambda: len(mail_to(sim_url, address)) == count, timeout_s), engine.logs()[
+        -4000:
+    ]
 
 
 def xdm_of(mail: dict[str, Any]) -> dict[str, Any]:
