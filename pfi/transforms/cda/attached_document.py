@@ -15,8 +15,7 @@ from lxml import etree
 
 from pfi.transforms.cda import header as hd
 from pfi.transforms.cda.context import CdaContext
-from pfi.transforms.cda.header import el
-from pfi.transforms.cda.oids import LOINC
+from pfi.transforms.cda.header import el, loinc_code
 from pfi.transforms.cda.summary import InstanceId
 
 #: IHE simple observation, FR-Simple-observation, FR-Type-document-attache
@@ -48,7 +47,7 @@ def attached_pdf_entry(
     organizer = el(el(section, "entry"), "organizer", {"classCode": "CLUSTER", "moodCode": "EVN"})
     el(organizer, "templateId", {"root": "1.2.250.1.213.1.1.3.18"})
     hd.ii(organizer, "id", InstanceId(ctx.uuid(f"{names.uuid_key}-organizer")))
-    _loinc(organizer, "code", "55107-7", "Document attaché")
+    loinc_code(organizer, "code", "55107-7", "Document attaché")
     el(organizer, "statusCode", {"code": "completed"})
     component = el(
         organizer, "component", {"typeCode": names.component_type} if names.component_type else {}
@@ -57,12 +56,12 @@ def attached_pdf_entry(
     for root in _TYPE_TEMPLATES:
         el(obs, "templateId", {"root": root})
     hd.ii(obs, "id", InstanceId(ctx.uuid(f"{names.uuid_key}-type")))
-    _loinc(obs, "code", "69764-9", "Type de document")
+    loinc_code(obs, "code", "69764-9", "Type de document")
     el(el(obs, "text"), "reference", {"value": f"#{names.label_id}"})
     el(obs, "statusCode", {"code": "completed"})
     el(obs, "effectiveTime", {"nullFlavor": "NA"})
     if names.type_code is not None:
-        _loinc(obs, "value", *names.type_code, {hd.XSI_TYPE: "CD"})
+        loinc_code(obs, "value", *names.type_code, {hd.XSI_TYPE: "CD"})
     else:
         value = el(obs, "value", {hd.XSI_TYPE: "CD"})
         el(el(value, "originalText"), "reference", {"value": f"#{names.label_id}"})
@@ -73,23 +72,3 @@ def attached_pdf_entry(
     )
     value = el(media, "value", {"mediaType": "application/pdf", "representation": "B64"})
     value.text = base64.b64encode(pdf).decode("ascii")
-
-
-def _loinc(
-    parent: etree._Element,
-    tag: str,
-    code: str,
-    display: str,
-    first: dict[str, str] | None = None,
-) -> etree._Element:
-    return el(
-        parent,
-        tag,
-        {
-            **(first or {}),
-            "code": code,
-            "displayName": display,
-            "codeSystem": LOINC,
-            "codeSystemName": "LOINC",
-        },
-    )

@@ -18,7 +18,7 @@ from lxml import etree
 from pfi.transforms.cda import header as hd
 from pfi.transforms.cda.attached_document import AttachedPdf, attached_pdf_entry
 from pfi.transforms.cda.context import CdaContext
-from pfi.transforms.cda.header import el, text_el, ts
+from pfi.transforms.cda.header import el, loinc_code, text_el, ts
 from pfi.transforms.cda.oids import (
     IHE_ACT_CODE,
     LAB_NS,
@@ -173,11 +173,7 @@ def _documentation_of(
         ev = el(el(root, "documentationOf"), "serviceEvent")
         if i == 0 and report.filler_group:
             hd.ii(ev, "id", hd.InstanceId(ctx.order_id_root, report.filler_group))
-        el(
-            ev,
-            "code",
-            {"code": code, "displayName": display, "codeSystem": LOINC, "codeSystemName": "LOINC"},
-        )
+        loinc_code(ev, "code", code, display)
         if i:
             continue
         etree.SubElement(ev, f"{{{LAB_NS}}}statusCode", {"code": "completed"})
@@ -215,11 +211,7 @@ def _chapter(
     sec = el(el(body, "component"), "section")
     el(sec, "templateId", {"root": "1.3.6.1.4.1.19376.1.3.3.2.1"})
     el(sec, "templateId", {"root": "1.2.250.1.213.1.1.2.70"})
-    el(
-        sec,
-        "code",
-        {"code": code, "displayName": display, "codeSystem": LOINC, "codeSystemName": "LOINC"},
-    )
+    loinc_code(sec, "code", code, display)
     text_el(sec, "title", display.upper())
     for battery in batteries:
         _battery_section(sec, code, display, battery, report, ctx, ids)
@@ -238,27 +230,9 @@ def _battery_section(
     el(sec, "templateId", {"root": "1.3.6.1.4.1.19376.1.3.3.2.2"})
     el(sec, "templateId", {"root": "1.2.250.1.213.1.1.2.71"})
     if battery.code.is_loinc:
-        el(
-            sec,
-            "code",
-            {
-                "code": battery.code.code,
-                "displayName": battery.code.display or chapter_display,
-                "codeSystem": LOINC,
-                "codeSystemName": "LOINC",
-            },
-        )
+        loinc_code(sec, "code", battery.code.code, battery.code.display or chapter_display)
     else:
-        el(
-            sec,
-            "code",
-            {
-                "code": chapter_code,
-                "displayName": chapter_display,
-                "codeSystem": LOINC,
-                "codeSystemName": "LOINC",
-            },
-        )
+        loinc_code(sec, "code", chapter_code, chapter_display)
     text_el(sec, "title", battery.code.display or battery.code.code)
     text = el(sec, "text")
     refs = _narrative(text, battery, ids)
@@ -267,27 +241,9 @@ def _battery_section(
     el(entry, "templateId", {"root": "1.2.250.1.213.1.1.3.21"})
     act = el(entry, "act", {"classCode": "ACT", "moodCode": "EVN"})
     if battery.code.is_loinc:
-        el(
-            act,
-            "code",
-            {
-                "code": battery.code.code,
-                "displayName": battery.code.display,
-                "codeSystem": LOINC,
-                "codeSystemName": "LOINC",
-            },
-        )
+        loinc_code(act, "code", battery.code.code, battery.code.display)
     else:
-        el(
-            act,
-            "code",
-            {
-                "code": chapter_code,
-                "displayName": chapter_display,
-                "codeSystem": LOINC,
-                "codeSystemName": "LOINC",
-            },
-        )
+        loinc_code(act, "code", chapter_code, chapter_display)
     el(act, "statusCode", {"code": "completed"})
     for spec in battery.specimens:
         _specimen(act, spec, refs, ctx)
@@ -398,16 +354,7 @@ def _isolate(
         b = el(sub, "organizer", {"classCode": "BATTERY", "moodCode": "EVN"})
         el(b, "templateId", {"root": "1.3.6.1.4.1.19376.1.3.1.4"})
         el(b, "templateId", {"root": "1.2.250.1.213.1.1.3.78"})
-        el(
-            b,
-            "code",
-            {
-                "code": "18769-0",
-                "displayName": "Antibiogramme",
-                "codeSystem": LOINC,
-                "codeSystemName": "LOINC",
-            },
-        )
+        loinc_code(b, "code", "18769-0", "Antibiogramme")
         el(b, "statusCode", {"code": "completed"})
         for o in observations:
             _observation(el(b, "component"), o, battery, refs, ctx)
@@ -418,16 +365,7 @@ def _code(
 ) -> None:
     """LOINC with its French display, or (keep_local) no @code and the local translation."""
     if loinc is not None:
-        c = el(
-            parent,
-            "code",
-            {
-                "code": loinc.code,
-                "displayName": loinc.display or local.display,
-                "codeSystem": LOINC,
-                "codeSystemName": "LOINC",
-            },
-        )
+        c = loinc_code(parent, "code", loinc.code, loinc.display or local.display)
         if ref:
             el(el(c, "originalText"), "reference", {"value": f"#{ref}"})
         return
@@ -740,16 +678,7 @@ def _comment_section(body: etree._Element, comments: tuple[str, ...], ctx: CdaCo
     el(sec, "templateId", {"root": "1.3.6.1.4.1.19376.1.4.1.2.16"})
     el(sec, "templateId", {"root": "1.2.250.1.213.1.1.2.73"})
     hd.ii(sec, "id", hd.InstanceId(ctx.uuid("comments")))
-    el(
-        sec,
-        "code",
-        {
-            "code": "55112-7",
-            "displayName": "Commentaire",
-            "codeSystem": LOINC,
-            "codeSystemName": "LOINC",
-        },
-    )
+    loinc_code(sec, "code", "55112-7", "Commentaire")
     text_el(sec, "title", "Commentaire")
     text = el(sec, "text")
     for c in comments:
@@ -768,16 +697,7 @@ def _pdf_section(body: etree._Element, pdf: bytes, ctx: CdaContext) -> None:
     sec = el(el(body, "component"), "section")
     el(sec, "templateId", {"root": "1.2.250.1.213.1.1.2.243"})
     hd.ii(sec, "id", hd.InstanceId(ctx.uuid("pdf-section")))
-    el(
-        sec,
-        "code",
-        {
-            "code": "55108-5",
-            "displayName": "Copie du document",
-            "codeSystem": LOINC,
-            "codeSystemName": "LOINC",
-        },
-    )
+    loinc_code(sec, "code", "55108-5", "Copie du document")
     text_el(sec, "title", "Copie du document")
     text = el(sec, "text")
     td = el(el(el(el(text, "table", {"border": "0"}), "tbody"), "tr"), "td")

@@ -21,6 +21,7 @@ from pfi.transforms.cda.oids import (
     HEALTHCARE_FACILITY_TYPE,
     HL7_NS,
     INS_OIDS,
+    LOINC,
     PERSON_ID_ROOT,
     PRACTICE_SETTING,
     PROFESSION_SPECIALITY,
@@ -54,6 +55,27 @@ def el(parent: etree._Element, tag: str, attrib: dict[str, str] | None = None) -
     The bytes are the same; code that reads a document parses those bytes.
     """
     return etree.SubElement(parent, tag, attrib or {})
+
+
+def loinc_code(
+    parent: etree._Element,
+    tag: str,
+    code: str,
+    display: str,
+    first: dict[str, str] | None = None,
+) -> etree._Element:
+    """A coded element in LOINC (`first`: attributes written before the code, xsi:type)."""
+    return el(
+        parent,
+        tag,
+        {
+            **(first or {}),
+            "code": code,
+            "displayName": display,
+            "codeSystem": LOINC,
+            "codeSystemName": "LOINC",
+        },
+    )
 
 
 def text_el(parent: etree._Element, tag: str, text: str, **attrib: str) -> etree._Element:
